@@ -1,0 +1,7 @@
+"""LSTM networks for scikit-learn, on a pure-NumPy backpropagation-through-time engine."""
+
+from ._estimators import LSTMClassifier, LSTMRegressor
+
+__version__ = "0.1.0"
+
+__all__ = ["LSTMClassifier", "LSTMRegressor", "__version__"]

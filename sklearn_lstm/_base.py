@@ -1,0 +1,464 @@
+"""BaseLSTM: the parameters, the weights, ``_fit`` and the epoch loop.
+
+The estimators in ``_estimators.py`` add only what differs between regression and
+classification: how ``y`` is validated and encoded, the output activation, and how
+predictions are decoded.
+"""
+
+import time
+import warnings
+from abc import ABC, abstractmethod
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, is_classifier
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from sklearn.utils import gen_batches
+from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils.validation import check_is_fitted, check_random_state
+
+from ._engine import backward, forward
+from ._losses import LOSS_FUNCTIONS
+from ._optimizers import AdamOptimizer, RMSPropOptimizer, SGDOptimizer
+from ._validation import validate_sequences
+
+_OPTIMIZERS = {"adam": AdamOptimizer, "rmsprop": RMSPropOptimizer, "sgd": SGDOptimizer}
+
+# Predict in chunks of samples so that the activations of one chunk stay near this
+# size, however many samples are passed.
+_PREDICT_CHUNK_BYTES = 32 * 2**20
+
+
+def _glorot_uniform(rng, fan_in, fan_out, dtype):
+    limit = np.sqrt(6.0 / (fan_in + fan_out))
+    return rng.uniform(-limit, limit, size=(fan_in, fan_out)).astype(dtype)
+
+
+def _orthogonal(rng, n_rows, n_cols, dtype):
+    """A (n_rows, n_cols) matrix with orthonormal rows (n_rows <= n_cols)."""
+    a = rng.standard_normal((n_cols, n_rows))
+    q, r = np.linalg.qr(a)  # q (n_cols, n_rows) with orthonormal columns
+    q *= np.sign(np.diag(r))  # makes the decomposition unique, hence uniform
+    return np.ascontiguousarray(q.T).astype(dtype)
+
+
+def _squared_norm(arrays):
+    """Sum of squares of all entries: non-finite if any entry is."""
+    return sum(float(np.vdot(a, a)) for a in arrays)
+
+
+class BaseLSTM(BaseEstimator, ABC):
+    """Base class for the LSTM estimators. Use the derived classes."""
+
+    _parameter_constraints: dict = {
+        "hidden_layer_sizes": [
+            "array-like",
+            Interval(Integral, 1, None, closed="left"),
+        ],
+        "solver": [StrOptions({"adam", "rmsprop", "sgd"})],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [
+            StrOptions({"auto"}),
+            Interval(Integral, 1, None, closed="left"),
+        ],
+        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "power_t": [Interval(Real, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "momentum": [Interval(Real, 0, 1, closed="both")],
+        "nesterovs_momentum": ["boolean"],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "beta_1": [Interval(Real, 0, 1, closed="left")],
+        "beta_2": [Interval(Real, 0, 1, closed="left")],
+        "rho": [Interval(Real, 0, 1, closed="left")],
+        "epsilon": [Interval(Real, 0, None, closed="neither")],
+        "n_iter_no_change": [
+            Interval(Integral, 1, None, closed="left"),
+            Options(Real, {np.inf}),
+        ],
+    }
+
+    @abstractmethod
+    def __init__(
+        self,
+        hidden_layer_sizes,
+        solver,
+        alpha,
+        batch_size,
+        learning_rate,
+        learning_rate_init,
+        power_t,
+        max_iter,
+        shuffle,
+        random_state,
+        tol,
+        verbose,
+        warm_start,
+        momentum,
+        nesterovs_momentum,
+        early_stopping,
+        validation_fraction,
+        beta_1,
+        beta_2,
+        rho,
+        epsilon,
+        n_iter_no_change,
+    ):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.rho = rho
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+
+    # ------------------------------------------------------------------ weights
+    def _layer_sizes(self):
+        sizes = self.hidden_layer_sizes
+        sizes = list(sizes) if np.iterable(sizes) else [sizes]
+        if not sizes or not all(
+            isinstance(h, Integral) and not isinstance(h, bool) and h > 0
+            for h in sizes
+        ):
+            raise ValueError(
+                "hidden_layer_sizes must be a positive integer or a non-empty sequence "
+                f"of positive integers, got {self.hidden_layer_sizes!r}."
+            )
+        return [int(h) for h in sizes]
+
+    def _initialize(self, n_features, n_outputs, dtype):
+        """Draw fresh weights from ``self._random_state`` and reset the records."""
+        rng = self._random_state
+        self.lstm_coefs_ = []
+        n_inputs = n_features
+        for n_hidden in self._layer_sizes():
+            bias = np.zeros(4 * n_hidden, dtype=dtype)
+            bias[n_hidden : 2 * n_hidden] = 1.0  # forget gate starts open
+            self.lstm_coefs_.append(
+                {
+                    "kernel": _glorot_uniform(rng, n_inputs, 4 * n_hidden, dtype),
+                    "recurrent_kernel": _orthogonal(rng, n_hidden, 4 * n_hidden, dtype),
+                    "bias": bias,
+                }
+            )
+            n_inputs = n_hidden
+        self.coefs_ = [_glorot_uniform(rng, n_inputs, n_outputs, dtype)]
+        self.intercepts_ = [np.zeros(n_outputs, dtype=dtype)]
+        self.n_outputs_ = n_outputs
+        self.n_iter_ = 0
+        self.t_ = 0
+        self.loss_curve_ = []
+        self._optimizer = None
+        self.best_loss_ = None
+        self.validation_scores_ = None
+        self.best_validation_score_ = None
+
+    def _params(self):
+        """The live parameter arrays, in the engine's order."""
+        params = []
+        for layer in self.lstm_coefs_:
+            params += [layer["kernel"], layer["recurrent_kernel"], layer["bias"]]
+        return params + [self.coefs_[0], self.intercepts_[0]]
+
+    def _check_weights(self):
+        """The live weights, after checking the shapes a user may have changed."""
+        n_inputs = self.n_features_in_ if self._input_ndim == 3 else 1
+        expected = []
+        for layer in self.lstm_coefs_:
+            n_hidden = layer["recurrent_kernel"].shape[0]
+            expected += [
+                ('lstm_coefs_[{}]["kernel"]', (n_inputs, 4 * n_hidden)),
+                ('lstm_coefs_[{}]["recurrent_kernel"]', (n_hidden, 4 * n_hidden)),
+                ('lstm_coefs_[{}]["bias"]', (4 * n_hidden,)),
+            ]
+            n_inputs = n_hidden
+        expected += [
+            ("coefs_[0]", (n_inputs, self.n_outputs_)),
+            ("intercepts_[0]", (self.n_outputs_,)),
+        ]
+        params = self._params()
+        for k, (param, (name, shape)) in enumerate(zip(params, expected)):
+            name = name.format(k // 3)
+            if not isinstance(param, np.ndarray) or param.dtype.kind != "f":
+                raise TypeError(f"{name} must be a float ndarray, got {type(param)}.")
+            if param.shape != shape:
+                raise ValueError(
+                    f"{name} has shape {param.shape}; this model needs {shape}."
+                )
+            if not np.isfinite(param).all():
+                raise ValueError(f"{name} contains NaN or infinity.")
+        return params
+
+    # --------------------------------------------------------------- prediction
+    def _forward_raw(self, X):
+        """Raw network output for validated X, in chunks of bounded memory."""
+        params = self._check_weights()
+        dtype = params[0].dtype
+        X = X.astype(dtype, copy=False)
+        n_samples, n_timesteps, _ = X.shape
+        widest = 4 * max(layer["recurrent_kernel"].shape[0] for layer in self.lstm_coefs_)
+        chunk = max(1, _PREDICT_CHUNK_BYTES // (n_timesteps * widest * dtype.itemsize))
+        out = np.empty((n_samples, self.n_outputs_), dtype=dtype)
+        for batch in gen_batches(n_samples, chunk):
+            out[batch] = forward(X[batch], params)[0]
+        return out
+
+    def _raw_predict(self, X):
+        """Validate X and return the raw network output."""
+        check_is_fitted(self)
+        X = validate_sequences(self, X, reset=False)
+        return self._forward_raw(X)
+
+    # ----------------------------------------------------------------- training
+    def _loss_grad(self, X, y, params):
+        """Loss of one mini-batch (with the L2 penalty) and its gradients."""
+        out, cache = forward(X, params)
+        loss, dout = LOSS_FUNCTIONS[self.out_activation_](y, out)
+        grads = backward(dout, cache)
+        if self.alpha > 0:
+            # alpha / (2 n) * sum ||W||^2 over kernels, recurrent kernels and the
+            # output weights; biases are not penalised (MLP's convention).
+            scale = self.alpha / X.shape[0]
+            penalty = 0.0
+            for k in self._penalised_indices(len(params)):
+                penalty += float(np.vdot(params[k], params[k]))
+                grads[k] += scale * params[k]
+            loss += 0.5 * scale * penalty
+        return loss, grads
+
+    @staticmethod
+    def _penalised_indices(n_params):
+        return [k for k in range(n_params - 2) if k % 3 != 2] + [n_params - 2]
+
+    def _fit(self, X, y, incremental=False):
+        first_pass = not hasattr(self, "coefs_") or (
+            not self.warm_start and not incremental
+        )
+        layer_sizes = self._layer_sizes()
+        X, y = self._validate_input(X, y, incremental, reset=first_pass)
+        if y.ndim == 1:
+            y = y.reshape(-1, 1)
+        if first_pass:
+            self._random_state = check_random_state(self.random_state)
+            self._initialize(X.shape[2], y.shape[1], X.dtype)
+        else:
+            fitted_sizes = [layer["recurrent_kernel"].shape[0] for layer in self.lstm_coefs_]
+            if fitted_sizes != layer_sizes:
+                raise ValueError(
+                    f"hidden_layer_sizes is {tuple(layer_sizes)} but the fitted model "
+                    f"has {tuple(fitted_sizes)}; warm_start and partial_fit continue "
+                    "training the same architecture."
+                )
+            if y.shape[1] != self.n_outputs_:
+                raise ValueError(
+                    f"y has {y.shape[1]} output(s) but the fitted model has "
+                    f"{self.n_outputs_}; warm_start and partial_fit need the same "
+                    "number of outputs."
+                )
+        params = self._check_weights()
+        dtype = params[0].dtype
+        self._fit_stochastic(
+            X.astype(dtype, copy=False), y.astype(dtype, copy=False), params, incremental
+        )
+        return self
+
+    def _optimizer_settings(self):
+        settings = {
+            "learning_rate_init": self.learning_rate_init,
+            "lr_schedule": self.learning_rate,
+            "power_t": self.power_t,
+        }
+        if self.solver == "sgd":
+            settings.update(momentum=self.momentum, nesterov=self.nesterovs_momentum)
+        elif self.solver == "adam":
+            settings.update(beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon)
+        else:
+            settings.update(rho=self.rho, epsilon=self.epsilon)
+        return settings
+
+    def _prepare_optimizer(self, params):
+        """Keep the optimizer's state across warm starts and partial_fit calls.
+
+        A new optimizer is made on a fresh fit or when ``solver`` changed; a kept one
+        takes the current hyperparameters, and restarts its learning rate only when
+        ``learning_rate_init`` changed.
+        """
+        settings = self._optimizer_settings()
+        optimizer = self._optimizer
+        if optimizer is None or not isinstance(optimizer, _OPTIMIZERS[self.solver]):
+            self._optimizer = _OPTIMIZERS[self.solver](params, **settings)
+            return
+        if settings["learning_rate_init"] != optimizer.learning_rate_init:
+            optimizer.learning_rate = float(settings["learning_rate_init"])
+        for name, value in settings.items():
+            setattr(optimizer, name, value)
+
+    def _validation_split(self, X, y):
+        n_val = int(round(self.validation_fraction * X.shape[0]))
+        if n_val < 1 or n_val >= X.shape[0]:
+            raise ValueError(
+                f"validation_fraction={self.validation_fraction} leaves "
+                f"{n_val} of {X.shape[0]} samples for validation; early_stopping needs "
+                "at least one sample on each side."
+            )
+        stratify = y if is_classifier(self) and self.n_outputs_ == 1 else None
+        if is_classifier(self) and self._label_binarizer.y_type_ == "multiclass":
+            stratify = y.argmax(axis=1)
+        return train_test_split(
+            X,
+            y,
+            random_state=self._random_state,
+            test_size=self.validation_fraction,
+            stratify=stratify,
+        )
+
+    def _fit_stochastic(self, X, y, params, incremental):
+        self._prepare_optimizer(params)
+        early_stopping = self.early_stopping and not incremental
+        X_val = y_val = None
+        if early_stopping:
+            X, X_val, y, y_val = self._validation_split(X, y)
+            y_val = self._decode(y_val)
+            if self.validation_scores_ is None:
+                self.validation_scores_ = []
+                self.best_validation_score_ = -np.inf
+            self.best_loss_ = None
+        else:
+            self.validation_scores_ = None
+            self.best_validation_score_ = None
+            if self.best_loss_ is None:
+                self.best_loss_ = np.inf
+        if not incremental or not hasattr(self, "_no_improvement_count"):
+            self._no_improvement_count = 0
+        self._best_params = None
+
+        n_samples = X.shape[0]
+        if self.batch_size == "auto":
+            batch_size = min(200, n_samples)
+        else:
+            batch_size = min(self.batch_size, n_samples)
+
+        start = time.perf_counter()
+        for _ in range(self.max_iter):
+            order = self._random_state.permutation(n_samples) if self.shuffle else None
+            accumulated_loss = 0.0
+            for batch in gen_batches(n_samples, batch_size):
+                if order is None:
+                    X_batch, y_batch = X[batch], y[batch]
+                else:
+                    X_batch, y_batch = X[order[batch]], y[order[batch]]
+                batch_loss, grads = self._loss_grad(X_batch, y_batch, params)
+                # Checked before the update, so the weights stay finite and usable.
+                if not np.isfinite(batch_loss + _squared_norm(grads)):
+                    self._diverged("the training loss or its gradient")
+                self._optimizer.update_params(params, grads)
+                accumulated_loss += batch_loss * (batch.stop - batch.start)
+            if not np.isfinite(_squared_norm(params)):
+                self._diverged("a weight")
+
+            self.n_iter_ += 1
+            self.t_ += n_samples
+            self.loss_ = accumulated_loss / n_samples
+            self.loss_curve_.append(self.loss_)
+            self._update_no_improvement_count(early_stopping, X_val, y_val, params)
+            if self.verbose:
+                self._print_progress(time.perf_counter() - start)
+            self._optimizer.iteration_ends(self.t_)
+
+            if self._no_improvement_count > self.n_iter_no_change:
+                if early_stopping:
+                    what = "Validation score"
+                else:
+                    what = "Training loss"
+                msg = (
+                    f"{what} did not improve more than tol={self.tol} for "
+                    f"{self.n_iter_no_change} consecutive epochs."
+                )
+                if self._optimizer.trigger_stopping(msg, self.verbose):
+                    break
+                self._no_improvement_count = 0
+            if incremental:
+                break
+        else:
+            if not incremental:
+                warnings.warn(
+                    f"Stochastic optimizer: maximum iterations ({self.max_iter}) "
+                    "reached and the optimization hasn't converged yet.",
+                    ConvergenceWarning,
+                )
+
+        if early_stopping and self._best_params is not None:
+            # Restore in place: the arrays users hold stay the live parameters.
+            for param, best in zip(params, self._best_params):
+                param[...] = best
+        self._best_params = None
+
+    def _update_no_improvement_count(self, early_stopping, X_val, y_val, params):
+        if early_stopping:
+            score = self._score_validated(X_val, y_val)
+            self.validation_scores_.append(score)
+            if score < self.best_validation_score_ + self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if score > self.best_validation_score_:
+                self.best_validation_score_ = score
+                self._best_params = [p.copy() for p in params]
+        else:
+            if self.loss_curve_[-1] > self.best_loss_ - self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if self.loss_curve_[-1] < self.best_loss_:
+                self.best_loss_ = self.loss_curve_[-1]
+
+    def _print_progress(self, elapsed):
+        line = f"Epoch {self.n_iter_}: loss = {self.loss_:.8f}"
+        if self.validation_scores_:
+            line += f", validation score = {self.validation_scores_[-1]:.6f}"
+        print(f"{line}, {elapsed:.2f} s")
+
+    def _diverged(self, what):
+        raise ValueError(
+            f"Training diverged: {what} became non-finite in epoch {self.n_iter_ + 1}. "
+            f"Lower learning_rate_init (now {self.learning_rate_init})."
+        )
+
+    @abstractmethod
+    def _validate_input(self, X, y, incremental, reset):
+        """Validated 3D X and y encoded as the network's targets."""
+
+    @abstractmethod
+    def _decode(self, y):
+        """Targets in the form that ``score`` compares with predictions."""
+
+    @abstractmethod
+    def _score_validated(self, X, y):
+        """``score`` on already validated X."""
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True
+        return tags

@@ -1,0 +1,621 @@
+"""LSTMRegressor and LSTMClassifier: thin layers over BaseLSTM."""
+
+import numpy as np
+from sklearn.base import ClassifierMixin, RegressorMixin, _fit_context
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils.multiclass import (
+    _check_partial_fit_first_call,
+    check_classification_targets,
+    type_of_target,
+    unique_labels,
+)
+from sklearn.utils.validation import check_array, check_consistent_length, column_or_1d
+
+from ._base import BaseLSTM
+from ._losses import logistic, softmax
+from ._validation import FLOAT_DTYPES, validate_sequences
+
+_SHARED_PARAMETERS = """hidden_layer_sizes : int or sequence of int, default=(100,)
+        Number of hidden units of each LSTM layer; one layer per entry, stacked so
+        that the hidden states of one layer are the inputs of the next.
+
+    solver : {"adam", "rmsprop", "sgd"}, default="adam"
+        The optimizer of the weights: Adam (Kingma & Ba, as in PyTorch), RMSProp
+        (``rho``, ``epsilon``), or stochastic gradient descent (``momentum``,
+        ``nesterovs_momentum``).
+
+    alpha : float, default=0.0001
+        Strength of the L2 penalty ``alpha / (2 * n) * sum ||W||^2`` over kernels,
+        recurrent kernels and output weights (not biases), ``n`` being the number of
+        samples in the mini-batch, as in MLP.
+
+    batch_size : int or "auto", default="auto"
+        Size of the mini-batches; ``"auto"`` is ``min(200, n_samples)``. Larger
+        values are clipped to the number of samples.
+
+    learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
+        Schedule of the learning rate, for every solver. ``"invscaling"`` sets it to
+        ``learning_rate_init / (t + 1) ** power_t`` after each epoch, ``t`` being the
+        number of samples seen; ``"adaptive"`` divides it by 5 each time
+        ``n_iter_no_change`` epochs bring no ``tol`` improvement.
+
+    learning_rate_init : float, default=0.001
+        The initial learning rate.
+
+    power_t : float, default=0.5
+        Exponent of the ``"invscaling"`` schedule.
+
+    max_iter : int, default=200
+        Maximum number of epochs (passes over the training data).
+
+    shuffle : bool, default=True
+        Whether to shuffle the samples before each epoch.
+
+    random_state : int, RandomState instance or None, default=None
+        Decides the initial weights, the shuffling and the validation split. Pass an
+        int for bitwise reproducible results across calls.
+
+    tol : float, default=1e-4
+        Training stops when the loss (or the validation score, with
+        ``early_stopping``) has not improved by at least ``tol`` for
+        ``n_iter_no_change`` consecutive epochs.
+
+    verbose : bool, default=False
+        Print one line per epoch: epoch number, training loss, validation score
+        (with ``early_stopping``) and elapsed time.
+
+    warm_start : bool, default=False
+        When True, ``fit`` continues from the current weights and the optimizer's
+        state (moments, step count, learning rate); ``n_iter_`` and ``loss_curve_``
+        keep growing.
+
+    momentum : float, default=0.9
+        Momentum of the ``"sgd"`` solver, between 0 and 1.
+
+    nesterovs_momentum : bool, default=True
+        Whether the ``"sgd"`` solver uses Nesterov's momentum.
+
+    early_stopping : bool, default=False
+        Set aside ``validation_fraction`` of the training data{stratified}, stop when
+        the validation score has not improved by ``tol`` for ``n_iter_no_change``
+        epochs, and restore the weights with the best validation score.
+
+    validation_fraction : float, default=0.1
+        Proportion of the training data set aside with ``early_stopping``.
+
+    beta_1 : float, default=0.9
+        Decay of Adam's first-moment estimate, in [0, 1).
+
+    beta_2 : float, default=0.999
+        Decay of Adam's second-moment estimate, in [0, 1).
+
+    rho : float, default=0.9
+        Decay of RMSProp's running mean of squared gradients, in [0, 1).
+
+    epsilon : float, default=1e-8
+        Term added to the denominator of Adam and RMSProp for numerical stability.
+
+    n_iter_no_change : int, default=10
+        Number of epochs without ``tol`` improvement before training stops."""
+
+_SHARED_ATTRIBUTES = """loss_ : float
+        Mean training loss of the last epoch, L2 penalty included.
+
+    loss_curve_ : list of float
+        Mean training loss of each epoch.
+
+    best_loss_ : float or None
+        Lowest training loss seen; None with ``early_stopping``.
+
+    validation_scores_ : list of float or None
+        Score on the validation set after each epoch ({score}); None without
+        ``early_stopping``.
+
+    best_validation_score_ : float or None
+        Best of ``validation_scores_``; None without ``early_stopping``.
+
+    n_iter_ : int
+        Number of epochs run.
+
+    t_ : int
+        Number of training samples seen by the optimizer.
+
+    lstm_coefs_ : list of dict
+        The weights of each LSTM layer, with ``H`` its number of hidden units:
+        ``"kernel"`` of shape (n_inputs_of_layer, 4 * H), ``"recurrent_kernel"`` of
+        shape (H, 4 * H) and ``"bias"`` of shape (4 * H,); the gates are stacked
+        ``[input | forget | cell | output]`` along the last axis, the order of
+        PyTorch and Keras. A layer's inputs are the features per time step (first
+        layer) or the hidden units of the layer below. These are the live
+        parameters: writing into them changes what ``predict`` computes and is where
+        ``partial_fit`` and ``warm_start`` continue from.
+
+    coefs_ : list of one ndarray of shape (H_last, n_outputs)
+        Weights of the dense output layer, applied to the last layer's hidden state
+        at the last time step.
+
+    intercepts_ : list of one ndarray of shape (n_outputs,)
+        Bias of the dense output layer.
+
+    n_outputs_ : int
+        Number of output units.
+
+    out_activation_ : str
+        Name of the output activation.
+
+    n_features_in_ : int
+        Features per time step for 3D input; number of columns (time steps) for 2D
+        input, as in every scikit-learn estimator.
+
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Column names, when fitted on a 2D DataFrame with string column names."""
+
+_NOTES = """The network reads each sequence step by step::
+
+        z_t = x_t W + h_(t-1) U + b,   [i | f | g | o] = gates of z_t
+        i, f, o = sigmoid(.),  g = tanh(.)
+        c_t = f * c_(t-1) + i * g,    h_t = o * tanh(c_t)
+
+    with ``h_0 = c_0 = 0``, ``W``, ``U``, ``b`` the ``"kernel"``,
+    ``"recurrent_kernel"`` and ``"bias"`` of ``lstm_coefs_``; the output layer reads
+    ``h_T`` of the last LSTM layer. These are the equations of PyTorch's
+    ``nn.LSTM``, whose single bias is ``bias_ih + bias_hh``.
+
+    X may be a 3D array-like of shape (n_samples, n_timesteps, n_features), or a 2D
+    one of shape (n_samples, n_timesteps) read as univariate sequences. Fitted on 3D
+    input, the model predicts sequences of any length; fitted on 2D input, it
+    follows scikit-learn's convention that the number of columns is fixed.
+
+    Computations run in float32 when X is float32 and in float64 otherwise.
+    Kernels are initialised Glorot-uniform, recurrent kernels orthogonal, biases to
+    zero except the forget gate's, set to 1."""
+
+
+class LSTMRegressor(RegressorMixin, BaseLSTM):
+    __doc__ = f"""Long short-term memory network regressor.
+
+    Trains a stack of LSTM layers and a dense identity output on the last time step
+    by backpropagation through time, minimising the mean over samples of
+    ``0.5 * ||y - y_pred||^2`` plus the L2 penalty.
+
+    Parameters
+    ----------
+    {_SHARED_PARAMETERS.replace("{stratified}", "")}
+
+    Attributes
+    ----------
+    {_SHARED_ATTRIBUTES.replace("{score}", "R^2")}
+
+    See Also
+    --------
+    LSTMClassifier : LSTM network classifier.
+    sklearn.neural_network.MLPRegressor : Feed-forward network on flat features.
+
+    Notes
+    -----
+    {_NOTES}
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_lstm import LSTMRegressor
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.uniform(size=(200, 10, 1))
+    >>> y = X[:, :, 0].sum(axis=1)
+    >>> reg = LSTMRegressor(hidden_layer_sizes=16, learning_rate_init=0.01,
+    ...                     max_iter=50, random_state=0).fit(X, y)
+    >>> reg.predict(X[:2]).shape
+    (2,)
+    >>> [w.shape for w in reg.lstm_coefs_[0].values()]
+    [(1, 64), (16, 64), (64,)]
+    """
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(100,),
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        rho=0.9,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+    ):
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes,
+            solver=solver,
+            alpha=alpha,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init,
+            power_t=power_t,
+            max_iter=max_iter,
+            shuffle=shuffle,
+            random_state=random_state,
+            tol=tol,
+            verbose=verbose,
+            warm_start=warm_start,
+            momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            rho=rho,
+            epsilon=epsilon,
+            n_iter_no_change=n_iter_no_change,
+        )
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y):
+        """Fit the model to sequences X and targets y.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_timesteps, n_features) or \
+                (n_samples, n_timesteps)
+            Training sequences.
+
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Target values.
+
+        Returns
+        -------
+        self : LSTMRegressor
+            The fitted estimator.
+        """
+        return self._fit(X, y, incremental=False)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y):
+        """Run one epoch over (X, y), continuing from the current weights.
+
+        The optimizer's state is kept between calls; the first call initialises
+        the weights.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_timesteps, n_features) or \
+                (n_samples, n_timesteps)
+            Training sequences.
+
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Target values.
+
+        Returns
+        -------
+        self : LSTMRegressor
+            The updated estimator.
+        """
+        return self._fit(X, y, incremental=True)
+
+    def predict(self, X):
+        """Predict with the LSTM network.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_timesteps, n_features) or \
+                (n_samples, n_timesteps)
+            Sequences, in the same form as in ``fit``.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            Predicted values.
+        """
+        y_pred = self._raw_predict(X)
+        return y_pred.ravel() if self.n_outputs_ == 1 else y_pred
+
+    def _validate_input(self, X, y, incremental, reset):
+        X = validate_sequences(self, X, reset=reset)
+        y = _check_y_present(self, y)
+        y = check_array(
+            y, ensure_2d=False, dtype=FLOAT_DTYPES, input_name="y", estimator=self
+        )
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        if y.ndim > 2:
+            raise ValueError(f"y must be 1D or 2D, got an array of shape {y.shape}.")
+        check_consistent_length(X, y)
+        self.out_activation_ = "identity"
+        return X, y
+
+    def _decode(self, y):
+        return y
+
+    def _score_validated(self, X, y):
+        return r2_score(y, self._forward_raw(X))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
+
+
+class LSTMClassifier(ClassifierMixin, BaseLSTM):
+    __doc__ = f"""Long short-term memory network classifier.
+
+    Trains a stack of LSTM layers and a dense output on the last time step by
+    backpropagation through time, minimising the log-loss plus the L2 penalty.
+    Binary targets use one logistic output unit, multiclass targets a softmax over
+    ``n_classes`` units, and multilabel indicator targets one independent logistic
+    unit per label. Labels may be of any type, strings included.
+
+    Parameters
+    ----------
+    {_SHARED_PARAMETERS.replace("{stratified}", " (stratified by class)")}
+
+    Attributes
+    ----------
+    classes_ : ndarray or list of ndarray
+        Class labels.
+
+    {_SHARED_ATTRIBUTES.replace("{score}", "accuracy")}
+
+    See Also
+    --------
+    LSTMRegressor : LSTM network regressor.
+    sklearn.neural_network.MLPClassifier : Feed-forward network on flat features.
+
+    Notes
+    -----
+    {_NOTES}
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_lstm import LSTMClassifier
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.normal(size=(100, 8, 2))
+    >>> y = np.where(X[:, 0, 0] > 0, "up", "down")
+    >>> clf = LSTMClassifier(hidden_layer_sizes=8, max_iter=20,
+    ...                      random_state=0).fit(X, y)
+    >>> clf.classes_
+    array(['down', 'up'], dtype='<U4')
+    >>> clf.predict_proba(X[:3]).shape
+    (3, 2)
+    """
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(100,),
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        rho=0.9,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+    ):
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes,
+            solver=solver,
+            alpha=alpha,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init,
+            power_t=power_t,
+            max_iter=max_iter,
+            shuffle=shuffle,
+            random_state=random_state,
+            tol=tol,
+            verbose=verbose,
+            warm_start=warm_start,
+            momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            rho=rho,
+            epsilon=epsilon,
+            n_iter_no_change=n_iter_no_change,
+        )
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y):
+        """Fit the model to sequences X and labels y.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_timesteps, n_features) or \
+                (n_samples, n_timesteps)
+            Training sequences.
+
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+            Class labels, or a binary indicator matrix for multilabel targets.
+
+        Returns
+        -------
+        self : LSTMClassifier
+            The fitted estimator.
+        """
+        return self._fit(X, y, incremental=False)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, classes=None):
+        """Run one epoch over (X, y), continuing from the current weights.
+
+        The optimizer's state is kept between calls; the first call initialises
+        the weights.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_timesteps, n_features) or \
+                (n_samples, n_timesteps)
+            Training sequences.
+
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+            Class labels, or a binary indicator matrix for multilabel targets.
+
+        classes : array-like of shape (n_classes,), default=None
+            Every class that may appear in any call; required on the first call
+            (it may be omitted on later calls and after ``fit``).
+
+        Returns
+        -------
+        self : LSTMClassifier
+            The updated estimator.
+        """
+        if _check_partial_fit_first_call(self, classes):
+            self._label_binarizer = LabelBinarizer()
+            if type_of_target(y).startswith("multilabel"):
+                self._label_binarizer.fit(y)
+            else:
+                self._label_binarizer.fit(self.classes_)
+        return self._fit(X, y, incremental=True)
+
+    def _validate_input(self, X, y, incremental, reset):
+        X = validate_sequences(self, X, reset=reset)
+        y = _check_y_present(self, y)
+        y = check_array(
+            y, ensure_2d=False, dtype=None, input_name="y", estimator=self
+        )
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        check_consistent_length(X, y)
+        check_classification_targets(y)
+
+        if not incremental and (not self.warm_start or not hasattr(self, "classes_")):
+            self._label_binarizer = LabelBinarizer()
+            self._label_binarizer.fit(y)
+            self.classes_ = self._label_binarizer.classes_
+            if len(self.classes_) < 2:
+                raise ValueError(
+                    f"{type(self).__name__} needs samples of at least 2 classes, but "
+                    f"the data contains only one class: {self.classes_[0]!r}."
+                )
+        else:
+            classes = unique_labels(y)
+            if self.warm_start and not incremental:
+                if set(classes) != set(self.classes_):
+                    raise ValueError(
+                        "warm_start can only be used where y has the same classes as "
+                        f"in the previous call to fit. Previously got {self.classes_}, "
+                        f"y has {classes}."
+                    )
+            elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
+                raise ValueError(
+                    f"y has classes not in self.classes_. self.classes_ has "
+                    f"{self.classes_}; y has {classes}."
+                )
+        binarizer = self._label_binarizer
+        self.out_activation_ = "softmax" if binarizer.y_type_ == "multiclass" else "logistic"
+        return X, binarizer.transform(y).astype(X.dtype, copy=False)
+
+    def _decode(self, y):
+        return self._label_binarizer.inverse_transform(y)
+
+    def _score_validated(self, X, y):
+        return accuracy_score(y, self._decode(self._proba(self._forward_raw(X))))
+
+    def _proba(self, raw):
+        return OUT_PROBA[self.out_activation_](raw)
+
+    def predict(self, X):
+        """Predict class labels.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_timesteps, n_features) or \
+                (n_samples, n_timesteps)
+            Sequences, in the same form as in ``fit``.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_labels)
+            Predicted classes (an indicator matrix for multilabel targets).
+        """
+        return self._decode(self._proba(self._raw_predict(X)))
+
+    def predict_proba(self, X):
+        """Probability estimates.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_timesteps, n_features) or \
+                (n_samples, n_timesteps)
+            Sequences, in the same form as in ``fit``.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Probability of each class, in the order of ``classes_``. For multilabel
+            targets, the probability of each label, independently.
+        """
+        proba = self._proba(self._raw_predict(X))
+        if self._label_binarizer.y_type_ == "binary":
+            return np.hstack([1.0 - proba, proba])
+        return proba
+
+    def predict_log_proba(self, X):
+        """Logarithm of the probability estimates, computed from the logits.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_timesteps, n_features) or \
+                (n_samples, n_timesteps)
+            Sequences, in the same form as in ``fit``.
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+            Log-probability of each class, in the order of ``classes_``.
+        """
+        raw = self._raw_predict(X)
+        if self.out_activation_ == "softmax":
+            shifted = raw - raw.max(axis=1, keepdims=True)
+            return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        # log sigmoid(z) = -log(1 + exp(-z)), without overflow.
+        log_p = -np.logaddexp(0.0, -raw)
+        if self._label_binarizer.y_type_ == "binary":
+            return np.hstack([-np.logaddexp(0.0, raw), log_p])
+        return log_p
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+
+OUT_PROBA = {"logistic": logistic, "softmax": softmax}
+
+
+def _check_y_present(estimator, y):
+    if y is None:
+        raise ValueError(
+            f"{type(estimator).__name__} requires y to be passed, but the target y "
+            "is None."
+        )
+    return y
