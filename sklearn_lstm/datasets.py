@@ -211,13 +211,13 @@ def make_order_problem(
     of distinct time steps, so all ``n_events!`` orders are equally likely and
     the classes are balanced in expectation.
 
-    For every class, each channel holds one spike and ``n_timesteps - 1``
-    background values, and the collection of per-step vectors of a sequence
-    (one spike vector per channel, all other steps background) is the same
-    up to its order. Shuffling the time axis therefore destroys all the
-    information about the label: a bag-of-steps model, or any model of sorted
-    or pooled features, does no better than chance (``1 / n_events!``). The
-    same holds with noise, which is independent of the positions.
+    Whatever the class, the time steps of a sequence, taken as an unordered
+    collection of vectors, are the same: one step per event, with a 1 in that
+    event's channel and 0 elsewhere, and ``n_timesteps - n_events`` steps of
+    zeros. Shuffling the time axis therefore destroys all the information
+    about the label: a bag-of-steps model, or any model of sorted or pooled
+    features, does no better than chance (``1 / n_events!``). The same holds
+    with noise, which is drawn independently of the positions.
 
     The events can occur anywhere, possibly at the very first steps, while
     the label is only known once the last event has been seen; a model reading

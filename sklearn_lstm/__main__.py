@@ -1,0 +1,82 @@
+"""Demo: ``python -m sklearn_lstm``.
+
+The adding problem (see :func:`sklearn_lstm.datasets.make_adding_problem`): each
+sequence holds 50 random values and a marker channel flagging two of them; the target
+is the sum of the two flagged values. An LSTM tuned by ``GridSearchCV`` learns to
+remember what it saw; a multi-layer perceptron on the flattened sequence does not do
+better than predicting the mean.
+"""
+
+import time
+import warnings
+
+from sklearn.dummy import DummyRegressor
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import GridSearchCV
+from sklearn.neural_network import MLPRegressor
+
+from . import LSTMRegressor
+from .datasets import make_adding_problem
+
+N_TIMESTEPS = 50
+
+
+def _timed_fit(model, X, y):
+    start = time.perf_counter()
+    model.fit(X, y)
+    return model, time.perf_counter() - start
+
+
+def main():
+    X, y = make_adding_problem(2000, N_TIMESTEPS, random_state=0)
+    X_test, y_test = make_adding_problem(1000, N_TIMESTEPS, random_state=1)
+    print(
+        f"Adding problem: {X.shape[0]} training and {X_test.shape[0]} test sequences "
+        f"of {N_TIMESTEPS} steps x 2 features; y = sum of the 2 marked values.\n"
+    )
+
+    lstm = LSTMRegressor(batch_size=32, max_iter=30, random_state=0)
+    grid = {"hidden_layer_sizes": [8, 16], "learning_rate_init": [0.003, 0.01]}
+    print(f"GridSearchCV over {grid}, 2-fold, n_jobs=2 ...")
+    with warnings.catch_warnings():
+        # Short searches end at max_iter on purpose.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        search, search_time = _timed_fit(
+            GridSearchCV(lstm, grid, cv=2, n_jobs=2, refit=False), X, y
+        )
+    for params, score in zip(
+        search.cv_results_["params"], search.cv_results_["mean_test_score"]
+    ):
+        print(f"  {params}: mean R^2 = {score:.4f}")
+    print(f"Best: {search.best_params_} ({search_time:.1f} s)\n")
+
+    print("Refitting the best LSTM on all training data:")
+    best = lstm.set_params(**search.best_params_, verbose=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        best, lstm_time = _timed_fit(best, X, y)
+
+    flat, flat_test = X.reshape(len(X), -1), X_test.reshape(len(X_test), -1)
+    mlp, mlp_time = _timed_fit(
+        MLPRegressor(max_iter=500, early_stopping=True, random_state=0), flat, y
+    )
+    dummy, dummy_time = _timed_fit(DummyRegressor(), flat, y)
+
+    lstm_name = (
+        f"LSTMRegressor ({best.hidden_layer_sizes} units, "
+        f"learning_rate_init={best.learning_rate_init})"
+    )
+    rows = [
+        (lstm_name, best.score(X_test, y_test), lstm_time),
+        ("MLPRegressor (100,) on flattened X", mlp.score(flat_test, y_test), mlp_time),
+        ("DummyRegressor (predicts the mean)", dummy.score(flat_test, y_test), dummy_time),
+    ]
+    width = max(len(name) for name, _, _ in rows)
+    print(f"\n| {'model':<{width}} | test R^2 | fit time (s) |")
+    print(f"|{'-' * (width + 2)}|----------|--------------|")
+    for name, score, seconds in rows:
+        print(f"| {name:<{width}} | {score:8.4f} | {seconds:12.1f} |")
+
+
+if __name__ == "__main__":
+    main()
