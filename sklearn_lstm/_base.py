@@ -360,6 +360,27 @@ class BaseLSTM(BaseEstimator, ABC):
         else:
             batch_size = min(self.batch_size, n_samples)
 
+        # Overflow while diverging is caught by the explicit checks below, which
+        # say what to do about it; numpy's own warnings would only add noise.
+        with np.errstate(over="ignore", invalid="ignore"):
+            self._run_epochs(X, y, X_val, y_val, params, batch_size, incremental)
+
+        if early_stopping and self._best_params is not None:
+            # Restore in place: the arrays users hold stay the live parameters.
+            for param, best in zip(params, self._best_params):
+                param[...] = best
+        self._best_params = None
+        if not incremental and self.loss_ > max(1e3 * min(self.loss_curve_), 1e-12):
+            warnings.warn(
+                f"The training loss grew from {min(self.loss_curve_):.3g} to "
+                f"{self.loss_:.3g}: training diverged. Lower learning_rate_init (now "
+                f"{self.learning_rate_init}).",
+                ConvergenceWarning,
+            )
+
+    def _run_epochs(self, X, y, X_val, y_val, params, batch_size, incremental):
+        early_stopping = X_val is not None
+        n_samples = X.shape[0]
         start = time.perf_counter()
         for _ in range(self.max_iter):
             order = self._random_state.permutation(n_samples) if self.shuffle else None
@@ -408,12 +429,6 @@ class BaseLSTM(BaseEstimator, ABC):
                     "reached and the optimization hasn't converged yet.",
                     ConvergenceWarning,
                 )
-
-        if early_stopping and self._best_params is not None:
-            # Restore in place: the arrays users hold stay the live parameters.
-            for param, best in zip(params, self._best_params):
-                param[...] = best
-        self._best_params = None
 
     def _update_no_improvement_count(self, early_stopping, X_val, y_val, params):
         if early_stopping:

@@ -55,15 +55,24 @@ def validate_sequences(estimator, X, *, reset, dtype=FLOAT_DTYPES):
     """
     name = type(estimator).__name__
     _check_not_ragged(X)
-    X_arr = check_array(
-        X,
-        dtype=dtype,
-        allow_nd=True,
-        ensure_min_samples=1,
-        ensure_min_features=1,
-        input_name="X",
-        estimator=estimator,
-    )
+    try:
+        X_arr = check_array(
+            X,
+            dtype=dtype,
+            allow_nd=True,
+            ensure_min_samples=1,
+            ensure_min_features=1,
+            input_name="X",
+            estimator=estimator,
+        )
+    except ValueError as exc:
+        if "inhomogeneous" in str(exc) or "with a sequence" in str(exc):
+            raise ValueError(
+                "X holds sequences or time steps of different sizes; pass sequences "
+                "of equal length, with the same number of features at every step, "
+                "as an array of shape (n_samples, n_timesteps[, n_features])."
+            ) from exc
+        raise
     if X_arr.ndim > 3:
         raise ValueError(
             f"X must be 2D (n_samples, n_timesteps) or 3D (n_samples, n_timesteps, "
