@@ -5,9 +5,12 @@ classification: how ``y`` is validated and encoded, the output activation, and h
 predictions are decoded.
 """
 
+import signal
+import threading
 import time
 import warnings
 from abc import ABC, abstractmethod
+from contextlib import contextmanager
 from numbers import Integral, Real
 
 import numpy as np
@@ -16,11 +19,20 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import gen_batches
 from sklearn.utils._param_validation import Interval, Options, StrOptions
-from sklearn.utils.validation import check_is_fitted, check_random_state
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_is_fitted,
+    check_random_state,
+)
 
 from ._engine import backward, forward
 from ._losses import LOSS_FUNCTIONS
-from ._optimizers import AdamOptimizer, RMSPropOptimizer, SGDOptimizer
+from ._optimizers import (
+    AdamOptimizer,
+    RMSPropOptimizer,
+    SGDOptimizer,
+    clip_grad_norm,
+)
 from ._validation import validate_sequences
 
 _OPTIMIZERS = {"adam": AdamOptimizer, "rmsprop": RMSPropOptimizer, "sgd": SGDOptimizer}
@@ -46,6 +58,44 @@ def _orthogonal(rng, n_rows, n_cols, dtype):
 def _squared_norm(arrays):
     """Sum of squares of all entries: non-finite if any entry is."""
     return sum(float(np.vdot(a, a)) for a in arrays)
+
+
+def _dropout_mask(rng, shape, rate, dtype):
+    """Inverted dropout: 0 with probability ``rate``, else ``1 / (1 - rate)``."""
+    if rate == 0:
+        return None
+    keep = rng.random_sample(shape) >= rate
+    return keep.astype(dtype) / np.asarray(1.0 - rate, dtype=dtype)
+
+
+class _Interrupt:
+    requested = False
+
+
+@contextmanager
+def _interrupt_after_batch():
+    """Turn the first Ctrl-C during training into a request to stop after the batch.
+
+    The mini-batch under way finishes, so the weights are never left half updated;
+    a second Ctrl-C interrupts at once. Signal handlers can only be set from the
+    main thread: elsewhere (e.g. joblib workers) Ctrl-C keeps its usual effect.
+    """
+    interrupt = _Interrupt()
+    if threading.current_thread() is not threading.main_thread():
+        yield interrupt
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def request_stop(signum, frame):
+        if interrupt.requested:
+            raise KeyboardInterrupt
+        interrupt.requested = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    try:
+        yield interrupt
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 class BaseLSTM(BaseEstimator, ABC):
@@ -83,6 +133,9 @@ class BaseLSTM(BaseEstimator, ABC):
             Interval(Integral, 1, None, closed="left"),
             Options(Real, {np.inf}),
         ],
+        "max_grad_norm": [Interval(Real, 0, None, closed="neither"), None],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "recurrent_dropout": [Interval(Real, 0, 1, closed="left")],
     }
 
     @abstractmethod
@@ -110,6 +163,9 @@ class BaseLSTM(BaseEstimator, ABC):
         rho,
         epsilon,
         n_iter_no_change,
+        max_grad_norm,
+        dropout,
+        recurrent_dropout,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.solver = solver
@@ -133,6 +189,9 @@ class BaseLSTM(BaseEstimator, ABC):
         self.rho = rho
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
+        self.max_grad_norm = max_grad_norm
+        self.dropout = dropout
+        self.recurrent_dropout = recurrent_dropout
 
     # ------------------------------------------------------------------ weights
     def _layer_sizes(self):
@@ -222,7 +281,7 @@ class BaseLSTM(BaseEstimator, ABC):
         chunk = max(1, _PREDICT_CHUNK_BYTES // (n_timesteps * widest * dtype.itemsize))
         out = np.empty((n_samples, self.n_outputs_), dtype=dtype)
         for batch in gen_batches(n_samples, chunk):
-            out[batch] = forward(X[batch], params)[0]
+            out[batch] = forward(X[batch], params, keep_cache=False)[0]
         return out
 
     def _raw_predict(self, X):
@@ -232,15 +291,42 @@ class BaseLSTM(BaseEstimator, ABC):
         return self._forward_raw(X)
 
     # ----------------------------------------------------------------- training
-    def _loss_grad(self, X, y, params):
-        """Loss of one mini-batch (with the L2 penalty) and its gradients."""
-        out, cache = forward(X, params)
-        loss, dout = LOSS_FUNCTIONS[self.out_activation_](y, out)
+    def _dropout_masks(self, batch_size, dtype):
+        """Scaled variational dropout masks for one mini-batch, or None."""
+        if not self.dropout and not self.recurrent_dropout:
+            return None
+        rng = self._random_state
+        masks = []
+        n_inputs = self.lstm_coefs_[0]["kernel"].shape[0]
+        for layer in self.lstm_coefs_:
+            n_hidden = layer["recurrent_kernel"].shape[0]
+            masks.append(
+                (
+                    _dropout_mask(rng, (batch_size, n_inputs), self.dropout, dtype),
+                    _dropout_mask(
+                        rng, (batch_size, n_hidden), self.recurrent_dropout, dtype
+                    ),
+                )
+            )
+            n_inputs = n_hidden
+        return masks
+
+    def _loss_grad(self, X, y, sample_weight, params, lengths=None, masks=None):
+        """Loss of one mini-batch (with the L2 penalty) and its gradients.
+
+        The loss is the ``sample_weight``-weighted mean over the batch, and the
+        penalty ``alpha / (2 * sum(sample_weight)) * sum ||W||^2`` over kernels,
+        recurrent kernels and output weights; biases are not penalised. With unit
+        weights, these are MLP's mean loss and ``alpha / (2 n)`` penalty.
+        """
+        out, cache = forward(X, params, lengths, masks)
+        weight_sum = float(sample_weight.sum())
+        loss, dout = LOSS_FUNCTIONS[self.out_activation_](
+            y, out, sample_weight / weight_sum
+        )
         grads = backward(dout, cache)
         if self.alpha > 0:
-            # alpha / (2 n) * sum ||W||^2 over kernels, recurrent kernels and the
-            # output weights; biases are not penalised (MLP's convention).
-            scale = self.alpha / X.shape[0]
+            scale = self.alpha / weight_sum
             penalty = 0.0
             for k in self._penalised_indices(len(params)):
                 penalty += float(np.vdot(params[k], params[k]))
@@ -252,12 +338,16 @@ class BaseLSTM(BaseEstimator, ABC):
     def _penalised_indices(n_params):
         return [k for k in range(n_params - 2) if k % 3 != 2] + [n_params - 2]
 
-    def _fit(self, X, y, incremental=False):
+    def _fit(self, X, y, sample_weight=None, incremental=False):
         first_pass = not hasattr(self, "coefs_") or (
             not self.warm_start and not incremental
         )
         layer_sizes = self._layer_sizes()
-        X, y = self._validate_input(X, y, incremental, reset=first_pass)
+        X, y, sample_weight = self._validate_input(
+            X, y, sample_weight, incremental, reset=first_pass
+        )
+        if not sample_weight.sum() > 0:
+            raise ValueError("The sample weights sum to zero: there is nothing to fit.")
         if y.ndim == 1:
             y = y.reshape(-1, 1)
         if first_pass:
@@ -280,9 +370,19 @@ class BaseLSTM(BaseEstimator, ABC):
         params = self._check_weights()
         dtype = params[0].dtype
         self._fit_stochastic(
-            X.astype(dtype, copy=False), y.astype(dtype, copy=False), params, incremental
+            X.astype(dtype, copy=False),
+            y.astype(dtype, copy=False),
+            sample_weight.astype(dtype, copy=False),
+            params,
+            incremental,
         )
         return self
+
+    @staticmethod
+    def _check_sample_weight(sample_weight, X):
+        return _check_sample_weight(
+            sample_weight, X, dtype=X.dtype, ensure_non_negative=True
+        )
 
     def _optimizer_settings(self):
         settings = {
@@ -315,32 +415,40 @@ class BaseLSTM(BaseEstimator, ABC):
         for name, value in settings.items():
             setattr(optimizer, name, value)
 
-    def _validation_split(self, X, y):
-        n_val = int(round(self.validation_fraction * X.shape[0]))
-        if n_val < 1 or n_val >= X.shape[0]:
+    def _validation_split(self, n_samples, y):
+        """Indices of the training and validation samples for early stopping."""
+        n_val = int(round(self.validation_fraction * n_samples))
+        if n_val < 1 or n_val >= n_samples:
             raise ValueError(
                 f"validation_fraction={self.validation_fraction} leaves "
-                f"{n_val} of {X.shape[0]} samples for validation; early_stopping needs "
+                f"{n_val} of {n_samples} samples for validation; early_stopping needs "
                 "at least one sample on each side."
             )
-        stratify = y if is_classifier(self) and self.n_outputs_ == 1 else None
-        if is_classifier(self) and self._label_binarizer.y_type_ == "multiclass":
+        stratify = None
+        if is_classifier(self) and self._label_binarizer.y_type_ == "binary":
+            stratify = y[:, 0]
+        elif is_classifier(self) and self._label_binarizer.y_type_ == "multiclass":
             stratify = y.argmax(axis=1)
         return train_test_split(
-            X,
-            y,
+            np.arange(n_samples),
             random_state=self._random_state,
             test_size=self.validation_fraction,
             stratify=stratify,
         )
 
-    def _fit_stochastic(self, X, y, params, incremental):
+    def _fit_stochastic(self, X, y, sample_weight, params, incremental):
         self._prepare_optimizer(params)
         early_stopping = self.early_stopping and not incremental
-        X_val = y_val = None
+        validation = None
         if early_stopping:
-            X, X_val, y, y_val = self._validation_split(X, y)
-            y_val = self._decode(y_val)
+            train, val = self._validation_split(X.shape[0], y)
+            validation = (X[val], self._decode(y[val]), sample_weight[val])
+            X, y, sample_weight = X[train], y[train], sample_weight[train]
+            if not sample_weight.sum() > 0:
+                raise ValueError(
+                    "The samples left for training after the early_stopping split "
+                    "all have zero sample_weight."
+                )
             if self.validation_scores_ is None:
                 self.validation_scores_ = []
                 self.best_validation_score_ = -np.inf
@@ -360,10 +468,12 @@ class BaseLSTM(BaseEstimator, ABC):
         else:
             batch_size = min(self.batch_size, n_samples)
 
-        # Overflow while diverging is caught by the explicit checks below, which
-        # say what to do about it; numpy's own warnings would only add noise.
+        # Overflow while diverging is caught by the explicit checks of _run_epochs,
+        # which say what to do about it; numpy's own warnings would only add noise.
         with np.errstate(over="ignore", invalid="ignore"):
-            self._run_epochs(X, y, X_val, y_val, params, batch_size, incremental)
+            self._run_epochs(
+                X, y, sample_weight, validation, params, batch_size, incremental
+            )
 
         if early_stopping and self._best_params is not None:
             # Restore in place: the arrays users hold stay the live parameters.
@@ -374,65 +484,90 @@ class BaseLSTM(BaseEstimator, ABC):
             warnings.warn(
                 f"The training loss grew from {min(self.loss_curve_):.3g} to "
                 f"{self.loss_:.3g}: training diverged. Lower learning_rate_init (now "
-                f"{self.learning_rate_init}).",
+                f"{self.learning_rate_init}) or max_grad_norm (now "
+                f"{self.max_grad_norm}).",
                 ConvergenceWarning,
             )
 
-    def _run_epochs(self, X, y, X_val, y_val, params, batch_size, incremental):
-        early_stopping = X_val is not None
+    def _run_epochs(
+        self, X, y, sample_weight, validation, params, batch_size, incremental
+    ):
         n_samples = X.shape[0]
         start = time.perf_counter()
-        for _ in range(self.max_iter):
-            order = self._random_state.permutation(n_samples) if self.shuffle else None
-            accumulated_loss = 0.0
-            for batch in gen_batches(n_samples, batch_size):
-                if order is None:
-                    X_batch, y_batch = X[batch], y[batch]
+        with _interrupt_after_batch() as interrupt:
+            for _ in range(self.max_iter):
+                if self.shuffle:
+                    order = self._random_state.permutation(n_samples)
                 else:
-                    X_batch, y_batch = X[order[batch]], y[order[batch]]
-                batch_loss, grads = self._loss_grad(X_batch, y_batch, params)
-                # Checked before the update, so the weights stay finite and usable.
-                if not np.isfinite(batch_loss + _squared_norm(grads)):
-                    self._diverged("the training loss or its gradient")
-                self._optimizer.update_params(params, grads)
-                accumulated_loss += batch_loss * (batch.stop - batch.start)
-            if not np.isfinite(_squared_norm(params)):
-                self._diverged("a weight")
-
-            self.n_iter_ += 1
-            self.t_ += n_samples
-            self.loss_ = accumulated_loss / n_samples
-            self.loss_curve_.append(self.loss_)
-            self._update_no_improvement_count(early_stopping, X_val, y_val, params)
-            if self.verbose:
-                self._print_progress(time.perf_counter() - start)
-            self._optimizer.iteration_ends(self.t_)
-
-            if self._no_improvement_count > self.n_iter_no_change:
-                if early_stopping:
-                    what = "Validation score"
-                else:
-                    what = "Training loss"
-                msg = (
-                    f"{what} did not improve more than tol={self.tol} for "
-                    f"{self.n_iter_no_change} consecutive epochs."
-                )
-                if self._optimizer.trigger_stopping(msg, self.verbose):
+                    order = np.arange(n_samples)
+                epoch_loss = epoch_weight = 0.0
+                seen = 0
+                for batch in gen_batches(n_samples, batch_size):
+                    idx = order[batch]
+                    weights = sample_weight[idx]
+                    batch_weight = float(weights.sum())
+                    if batch_weight > 0:
+                        masks = self._dropout_masks(len(idx), X.dtype)
+                        loss, grads = self._loss_grad(
+                            X[idx], y[idx], weights, params, masks=masks
+                        )
+                        self._step(params, grads, loss)
+                        epoch_loss += loss * batch_weight
+                        epoch_weight += batch_weight
+                    seen += len(idx)
+                    if interrupt.requested:
+                        break
+                if not np.isfinite(_squared_norm(params)):
+                    self._diverged("a weight")
+                if epoch_weight > 0:  # zero only when interrupted at once
+                    self._end_epoch(seen, epoch_loss / epoch_weight, validation, params)
+                    if self.verbose:
+                        self._print_progress(time.perf_counter() - start)
+                if interrupt.requested:
+                    warnings.warn(
+                        f"Training interrupted (KeyboardInterrupt) in epoch "
+                        f"{self.n_iter_}, after {seen} of {n_samples} samples; the "
+                        "model keeps the weights of the last completed mini-batch.",
+                        UserWarning,
+                    )
                     break
-                self._no_improvement_count = 0
-            if incremental:
-                break
-        else:
-            if not incremental:
-                warnings.warn(
-                    f"Stochastic optimizer: maximum iterations ({self.max_iter}) "
-                    "reached and the optimization hasn't converged yet.",
-                    ConvergenceWarning,
-                )
+                self._optimizer.iteration_ends(self.t_)
+                if self._no_improvement_count > self.n_iter_no_change:
+                    what = "Validation score" if validation else "Training loss"
+                    msg = (
+                        f"{what} did not improve more than tol={self.tol} for "
+                        f"{self.n_iter_no_change} consecutive epochs."
+                    )
+                    if self._optimizer.trigger_stopping(msg, self.verbose):
+                        break
+                    self._no_improvement_count = 0
+                if incremental:
+                    break
+            else:
+                if not incremental:
+                    warnings.warn(
+                        f"Stochastic optimizer: maximum iterations ({self.max_iter}) "
+                        "reached and the optimization hasn't converged yet.",
+                        ConvergenceWarning,
+                    )
 
-    def _update_no_improvement_count(self, early_stopping, X_val, y_val, params):
-        if early_stopping:
-            score = self._score_validated(X_val, y_val)
+    def _step(self, params, grads, loss):
+        """Check, clip and apply one mini-batch's gradients."""
+        squared_norm = _squared_norm(grads)
+        # Checked before the update, so the weights stay finite and usable.
+        if not np.isfinite(loss + squared_norm):
+            self._diverged("the training loss or its gradient")
+        if self.max_grad_norm is not None:
+            clip_grad_norm(grads, self.max_grad_norm, np.sqrt(squared_norm))
+        self._optimizer.update_params(params, grads)
+
+    def _end_epoch(self, n_seen, loss, validation, params):
+        self.n_iter_ += 1
+        self.t_ += n_seen
+        self.loss_ = loss
+        self.loss_curve_.append(loss)
+        if validation is not None:
+            score = self._score_validated(*validation)
             self.validation_scores_.append(score)
             if score < self.best_validation_score_ + self.tol:
                 self._no_improvement_count += 1
@@ -442,12 +577,11 @@ class BaseLSTM(BaseEstimator, ABC):
                 self.best_validation_score_ = score
                 self._best_params = [p.copy() for p in params]
         else:
-            if self.loss_curve_[-1] > self.best_loss_ - self.tol:
+            if loss > self.best_loss_ - self.tol:
                 self._no_improvement_count += 1
             else:
                 self._no_improvement_count = 0
-            if self.loss_curve_[-1] < self.best_loss_:
-                self.best_loss_ = self.loss_curve_[-1]
+            self.best_loss_ = min(self.best_loss_, loss)
 
     def _print_progress(self, elapsed):
         line = f"Epoch {self.n_iter_}: loss = {self.loss_:.8f}"
@@ -458,19 +592,21 @@ class BaseLSTM(BaseEstimator, ABC):
     def _diverged(self, what):
         raise ValueError(
             f"Training diverged: {what} became non-finite in epoch {self.n_iter_ + 1}. "
-            f"Lower learning_rate_init (now {self.learning_rate_init})."
+            f"Lower learning_rate_init (now {self.learning_rate_init}) or "
+            f"max_grad_norm (now {self.max_grad_norm}); the weights keep their last "
+            "finite values."
         )
 
     @abstractmethod
-    def _validate_input(self, X, y, incremental, reset):
-        """Validated 3D X and y encoded as the network's targets."""
+    def _validate_input(self, X, y, sample_weight, incremental, reset):
+        """Validated 3D X, y encoded as the network's targets, and sample weights."""
 
     @abstractmethod
     def _decode(self, y):
         """Targets in the form that ``score`` compares with predictions."""
 
     @abstractmethod
-    def _score_validated(self, X, y):
+    def _score_validated(self, X, y, sample_weight):
         """``score`` on already validated X."""
 
     def __sklearn_tags__(self):

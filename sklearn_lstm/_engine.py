@@ -15,15 +15,37 @@ Notation (one layer, one mini-batch; PyTorch and Keras use the same equations)::
     h_t = o_t * tanh(c_t)
 
 Layers are stacked: the hidden states h_1..h_T of one layer are the inputs of the
-next. The network's raw output is a dense layer on the last layer's h_T::
+next. The network's raw output is a dense layer on the last layer's hidden state at
+each sequence's last step, ``T_b = lengths[b]`` (``T`` when all are full length)::
 
-    out = h_T W_out + b_out                      W_out (H, n_outputs)
+    out_b = h_{T_b} W_out + b_out                W_out (H, n_outputs)
+
+Steps after ``T_b`` (padding) influence nothing: their gradients are exactly zero.
+
+Variational dropout (Gal & Ghahramani, 2016): a layer may get a mask ``m_x`` (B, F)
+on its inputs and ``m_h`` (B, H) on the hidden state fed back into its recurrence,
+the same for every time step of a sequence::
+
+    z_t = (x_t * m_x) W + (h_{t-1} * m_h) U + b
+
+Masks are given already scaled (0 or 1 / (1 - p)); drawing them is the caller's job.
 
 Parameters travel as one flat list, ``[W_1, U_1, b_1, ..., W_L, U_L, b_L, W_out,
-b_out]``; :func:`backward` returns the gradients in the same order. Internally the
-sequences are time-major, ``(T, B, ...)``, so that every per-step slice is contiguous.
-The sigmoid is computed as ``0.5 * tanh(0.5 * z) + 0.5``, which cannot overflow for any
-finite ``z``; every gate derivative is computed from the forward outputs.
+b_out]``; :func:`backward` returns the gradients in the same order.
+
+How it is computed (the equations above are the contract; this is only speed):
+
+* Sequences are time-major inside, ``(T, B, ...)``, so each step's slice is
+  contiguous; the inputs of all steps are projected by one matrix product.
+* Inside, the gate blocks are reordered ``[o | i | f | g]``: the three sigmoid gates
+  are adjacent, and so are the three gates whose gradient is proportional to
+  ``dL/dc_t`` (i, f and g).
+* ``sigmoid(z) = 0.5 * tanh(z / 2) + 0.5``. The sigmoid columns of W, U and b are
+  halved beforehand (exactly: a power of two), so one ``tanh`` activates all four
+  gates of a step, and no finite input can overflow.
+* Backward: every derivative factor that does not depend on the recurrence is
+  computed for all steps at once before the time loop, so the loop body is a few
+  array operations; the weight gradients are single large products after the loop.
 
 Nothing here knows about losses, optimizers or scikit-learn.
 """
@@ -38,58 +60,112 @@ def n_lstm_layers(params):
     return (len(params) - 2) // 3
 
 
-def _sigmoid(x, out):
-    """Stable logistic function via tanh: no overflow for any finite input."""
-    np.multiply(x, 0.5, out=out)
-    np.tanh(out, out=out)
-    out *= 0.5
-    out += 0.5
-    return out
+def _to_inner(H):
+    """Column indices taking the public [i|f|g|o] gate layout to the inner [o|i|f|g]."""
+    return np.r_[3 * H : 4 * H, 0 : 3 * H]
 
 
-def _layer_forward(X, W, U, b):
+def _to_public(H):
+    """Column indices taking the inner [o|i|f|g] gate layout back to [i|f|g|o]."""
+    return np.r_[H : 4 * H, 0:H]
+
+
+def _layer_forward(X, W, U, b, mask_x=None, mask_h=None, keep_cache=True):
     """One LSTM layer over whole sequences.
 
     Parameters
     ----------
-    X : ndarray of shape (T, B, F), time-major inputs.
-    W, U, b : kernel (F, 4H), recurrent kernel (H, 4H), bias (4H,).
+    X : ndarray of shape (T, B, F), time-major, C-contiguous.
+    W, U, b : kernel (F, 4H), recurrent kernel (H, 4H), bias (4H,), public layout.
+    mask_x : ndarray of shape (B, F) or None, dropout mask on the inputs.
+    mask_h : ndarray of shape (B, H) or None, dropout mask on the recurrence.
+    keep_cache : bool, whether to keep what :func:`_layer_backward` needs.
 
     Returns
     -------
     Hs : ndarray of shape (T, B, H), hidden states h_1..h_T.
-    cache : tuple needed by :func:`_layer_backward`.
+    cache : tuple, or None without ``keep_cache``.
     """
     T, B, F = X.shape
     H = U.shape[0]
     dtype = X.dtype
-    # Gates of every step, first as pre-activations z_t, then activated in place.
-    gates = np.empty((T, B, 4 * H), dtype=dtype)  # (T, B, 4H)
-    np.matmul(X.reshape(T * B, F), W, out=gates.reshape(T * B, 4 * H))
-    gates += b
-    Cs = np.empty((T, B, H), dtype=dtype)  # c_1..c_T
-    tanhCs = np.empty((T, B, H), dtype=dtype)  # tanh(c_1)..tanh(c_T)
+    inner = _to_inner(H)
+    half = np.ones(4 * H, dtype=dtype)
+    half[: 3 * H] = 0.5  # sigmoid gates get z / 2, for sigmoid(z) = (1 + tanh(z/2)) / 2
+    W_in = W[:, inner] * half  # (F, 4H)
+    U_in = U[:, inner] * half  # (H, 4H)
+    if mask_x is not None:
+        X = X * mask_x  # (T, B, F), the inputs the kernel actually sees
+
+    gates = np.empty((T, B, 4 * H), dtype=dtype)  # (T, B, 4H), inner layout
+    np.matmul(X.reshape(T * B, F), W_in, out=gates.reshape(T * B, 4 * H))
+    gates += b[inner] * half
     Hs = np.empty((T, B, H), dtype=dtype)  # h_1..h_T
+    if keep_cache:
+        Cs = np.empty((T, B, H), dtype=dtype)  # c_1..c_T
+        tanhCs = np.empty((T, B, H), dtype=dtype)  # tanh(c_1)..tanh(c_T)
+    else:
+        # Prediction keeps only the current and previous cell states.
+        Cs = np.empty((2, B, H), dtype=dtype)
+        tanhCs = np.empty((1, B, H), dtype=dtype)
     rec = np.empty((B, 4 * H), dtype=dtype)  # h_{t-1} U
-    tmp = np.empty((B, H), dtype=dtype)
+    h_in = np.empty((B, H), dtype=dtype)  # h_{t-1} * m_h
+    fc = np.empty((B, H), dtype=dtype)  # f * c_{t-1}
     for t in range(T):
         z = gates[t]  # (B, 4H)
         if t > 0:
-            np.matmul(Hs[t - 1], U, out=rec)
+            h_prev = Hs[t - 1]
+            if mask_h is not None:
+                h_prev = np.multiply(h_prev, mask_h, out=h_in)
+            np.matmul(h_prev, U_in, out=rec)
             z += rec
-        # Layout [i | f | g | o]: i and f are adjacent, so one call covers both.
-        _sigmoid(z[:, : 2 * H], out=z[:, : 2 * H])
-        np.tanh(z[:, 2 * H : 3 * H], out=z[:, 2 * H : 3 * H])
-        _sigmoid(z[:, 3 * H :], out=z[:, 3 * H :])
-        i, f, g, o = z[:, :H], z[:, H : 2 * H], z[:, 2 * H : 3 * H], z[:, 3 * H :]
-        c = Cs[t]
-        np.multiply(i, g, out=c)  # c_t = i * g (+ f * c_{t-1} below)
+        np.tanh(z, out=z)
+        sig = z[:, : 3 * H]
+        sig *= 0.5
+        sig += 0.5  # [o | i | f] = sigmoid, g = tanh
+        o, i, f, g = z[:, :H], z[:, H : 2 * H], z[:, 2 * H : 3 * H], z[:, 3 * H :]
+        c = Cs[t] if keep_cache else Cs[t % 2]
+        np.multiply(i, g, out=c)
         if t > 0:
-            np.multiply(f, Cs[t - 1], out=tmp)
-            c += tmp
-        np.tanh(c, out=tanhCs[t])
-        np.multiply(o, tanhCs[t], out=Hs[t])  # h_t = o * tanh(c_t)
-    return Hs, (X, W, U, gates, Cs, tanhCs, Hs)
+            np.multiply(f, Cs[t - 1] if keep_cache else Cs[(t - 1) % 2], out=fc)
+            c += fc  # c_t = f * c_{t-1} + i * g
+        tc = tanhCs[t] if keep_cache else tanhCs[0]
+        np.tanh(c, out=tc)
+        np.multiply(o, tc, out=Hs[t])  # h_t = o * tanh(c_t)
+    if not keep_cache:
+        return Hs, None
+    return Hs, (X, W, U, gates, Cs, tanhCs, Hs, mask_x, mask_h)
+
+
+def _gate_factors(gates, Cs, tanhCs):
+    """Derivative factors of every step at once, before the time loop.
+
+    Returns ``K`` (T, B, 4, H) in the inner gate order and ``A`` (T, B, H) with::
+
+        dz_o = dh_t * K_o,  K_o = tanh(c_t) o (1 - o)
+        dz_i = dc_t * K_i,  K_i = g i (1 - i)
+        dz_f = dc_t * K_f,  K_f = c_{t-1} f (1 - f)      (0 at t = 1: c_0 = 0)
+        dz_g = dc_t * K_g,  K_g = i (1 - g^2)
+        dc_t = dh_t * A + f_{t+1} dc_{t+1},  A = o (1 - tanh(c_t)^2)
+    """
+    T, B, H = Cs.shape
+    g4 = gates.reshape(T, B, 4, H)
+    o, i, f, g = g4[:, :, 0], g4[:, :, 1], g4[:, :, 2], g4[:, :, 3]
+    K = np.empty((T, B, 4, H), dtype=gates.dtype)
+    # 1 - s for the three sigmoid gates in one pass, then the products.
+    np.subtract(1.0, g4[:, :, :3], out=K[:, :, :3])
+    K[:, :, :3] *= g4[:, :, :3]
+    K[:, :, 0] *= tanhCs
+    K[:, :, 1] *= g
+    K[1:, :, 2] *= Cs[:-1]
+    K[0, :, 2] = 0.0
+    np.square(g, out=K[:, :, 3])
+    np.subtract(1.0, K[:, :, 3], out=K[:, :, 3])
+    K[:, :, 3] *= i
+    A = np.square(tanhCs)
+    np.subtract(1.0, A, out=A)
+    A *= o
+    return K, A, f
 
 
 def _layer_backward(dHs, cache, need_dX=True):
@@ -97,110 +173,93 @@ def _layer_backward(dHs, cache, need_dX=True):
 
     Parameters
     ----------
-    dHs : ndarray of shape (T, B, H), gradient of the loss with respect to each h_t
-        from above (the next layer or the output layer), excluding the recurrence.
-        It is overwritten.
+    dHs : ndarray of shape (T, B, H)
+        Gradient of the loss with respect to each h_t from above (the next layer or
+        the output layer), excluding the recurrence. It is overwritten.
     cache : tuple from :func:`_layer_forward`.
     need_dX : bool, whether to compute the gradient with respect to the inputs.
 
     Returns
     -------
     dX : ndarray of shape (T, B, F) or None.
-    dW, dU, db : gradients of the kernel, recurrent kernel and bias.
+    dW, dU, db : gradients of the kernel, recurrent kernel and bias (public layout).
     """
-    X, W, U, gates, Cs, tanhCs, Hs = cache
+    X, W, U, gates, Cs, tanhCs, Hs, mask_x, mask_h = cache
     T, B, F = X.shape
     H = U.shape[0]
     dtype = X.dtype
-    dZ = np.empty((T, B, 4 * H), dtype=dtype)  # dL/dz_t, gate pre-activations
+    inner = _to_inner(H)
+    U_in_T = np.ascontiguousarray(U[:, inner].T)  # (4H, H)
+    K, A, f = _gate_factors(gates, Cs, tanhCs)
+
+    dZ = np.empty((T, B, 4, H), dtype=dtype)  # dL/dz_t, inner layout
     dc = np.zeros((B, H), dtype=dtype)  # dL/dc_t, carried from step t+1 to t
     tmp = np.empty((B, H), dtype=dtype)
-    U_T = U.T
     for t in range(T - 1, -1, -1):
-        z = gates[t]
-        i, f, g, o = z[:, :H], z[:, H : 2 * H], z[:, 2 * H : 3 * H], z[:, 3 * H :]
-        dz = dZ[t]
-        di, df, dg, do = (
-            dz[:, :H],
-            dz[:, H : 2 * H],
-            dz[:, 2 * H : 3 * H],
-            dz[:, 3 * H :],
-        )
-        dh = dHs[t]  # (B, H), already includes the recurrence from step t+1
-        tc = tanhCs[t]
-        # dc_t += dh_t * o_t * (1 - tanh(c_t)^2)
-        np.multiply(tc, tc, out=tmp)
-        np.subtract(1.0, tmp, out=tmp)
-        tmp *= o
-        tmp *= dh
+        dh = dHs[t]  # (B, H), includes the recurrence from step t+1
+        np.multiply(dh, A[t], out=tmp)
         dc += tmp
-        # do = dh * tanh(c_t) * o (1 - o)
-        np.multiply(dh, tc, out=do)
-        np.subtract(1.0, o, out=tmp)
-        tmp *= o
-        do *= tmp
-        # di = dc * g * i (1 - i)
-        np.subtract(1.0, i, out=tmp)
-        tmp *= i
-        np.multiply(dc, g, out=di)
-        di *= tmp
-        # dg = dc * i * (1 - g^2)
-        np.multiply(g, g, out=tmp)
-        np.subtract(1.0, tmp, out=tmp)
-        tmp *= i
-        np.multiply(dc, tmp, out=dg)
+        np.multiply(K[t, :, 1:], dc[:, None, :], out=dZ[t, :, 1:])  # i, f, g
+        np.multiply(K[t, :, 0], dh, out=dZ[t, :, 0])  # o
         if t > 0:
-            # df = dc * c_{t-1} * f (1 - f)
-            np.subtract(1.0, f, out=tmp)
-            tmp *= f
-            np.multiply(dc, Cs[t - 1], out=df)
-            df *= tmp
-            dc *= f  # dL/dc_{t-1} from this step
-            # dh_{t-1} += dz_t U^T
-            dHs[t - 1] += dz @ U_T
-        else:
-            df.fill(0.0)  # c_0 = 0: the forget gate of step 1 has no effect
-    dZ2 = dZ.reshape(T * B, 4 * H)
-    dW = X.reshape(T * B, F).T @ dZ2  # (F, 4H)
-    dU = Hs[:-1].reshape((T - 1) * B, H).T @ dZ[1:].reshape((T - 1) * B, 4 * H)
-    db = dZ2.sum(axis=0)  # (4H,)
-    dX = (dZ2 @ W.T).reshape(T, B, F) if need_dX else None
+            np.matmul(dZ[t].reshape(B, 4 * H), U_in_T, out=tmp)
+            if mask_h is not None:
+                tmp *= mask_h
+            dHs[t - 1] += tmp  # dh_{t-1} += (dz_t U^T) * m_h
+            dc *= f[t]  # the part of dc_{t-1} that flows through c_t
+    dZ_in = dZ.reshape(T * B, 4 * H)
+    public = _to_public(H)
+    dW = (X.reshape(T * B, F).T @ dZ_in)[:, public]  # (F, 4H)
+    H_prev = Hs[:-1] if mask_h is None else Hs[:-1] * mask_h  # (T-1, B, H)
+    dU = (H_prev.reshape((T - 1) * B, H).T @ dZ_in[B:])[:, public]  # (H, 4H)
+    db = dZ_in.sum(axis=0)[public]  # (4H,)
+    dX = None
+    if need_dX:
+        dX = (dZ_in @ np.ascontiguousarray(W[:, inner].T)).reshape(T, B, F)
+        if mask_x is not None:
+            dX *= mask_x
     return dX, dW, dU, db
 
 
-def forward(X, params):
+def forward(X, params, lengths=None, masks=None, keep_cache=True):
     """Network output for a batch of sequences.
 
     Parameters
     ----------
     X : ndarray of shape (B, T, F)
-        Batch-major sequences, in the dtype of the computation.
+        Batch-major sequences, in the dtype of the computation; padding after a
+        sequence's last step must be finite (zeros).
     params : list of ndarray
         ``[W_1, U_1, b_1, ..., W_L, U_L, b_L, W_out, b_out]``.
+    lengths : ndarray of shape (B,) or None
+        Number of valid steps of each sequence; None when all have T.
+    masks : list of (mask_x, mask_h) per layer, or None
+        Scaled dropout masks (see the module docstring); None or a None entry for
+        no dropout.
+    keep_cache : bool, default=True
+        False for prediction: nothing is kept for backpropagation.
 
     Returns
     -------
     out : ndarray of shape (B, n_outputs)
         Raw output (before any output activation).
-    cache : tuple
+    cache : tuple or None
         Everything :func:`backward` needs.
     """
     inp = np.ascontiguousarray(X.transpose(1, 0, 2))  # (T, B, F)
     caches = []
     for layer in range(n_lstm_layers(params)):
         W, U, b = params[3 * layer : 3 * layer + 3]
-        inp, cache = _layer_forward(inp, W, U, b)  # (T, B, H)
+        mask_x, mask_h = masks[layer] if masks is not None else (None, None)
+        inp, cache = _layer_forward(inp, W, U, b, mask_x, mask_h, keep_cache)
         caches.append(cache)
-    h_last = inp[-1]  # (B, H)
+    last = inp[-1] if lengths is None else inp[lengths - 1, np.arange(len(lengths))]
     W_out, b_out = params[-2], params[-1]
-    out = h_last @ W_out  # (B, n_outputs)
+    out = last @ W_out  # (B, n_outputs)
     out += b_out
-    return out, (caches, h_last, W_out)
-
-
-def predict_raw(X, params):
-    """Raw output without keeping the caches of backpropagation."""
-    return forward(X, params)[0]
+    if not keep_cache:
+        return out, None
+    return out, (caches, last, W_out, lengths)
 
 
 def backward(dout, cache, need_dX=False):
@@ -221,16 +280,21 @@ def backward(dout, cache, need_dX=False):
     dX : ndarray of shape (B, T, F)
         Only when ``need_dX`` is true.
     """
-    caches, h_last, W_out = cache
-    dW_out = h_last.T @ dout  # (H, n_outputs)
+    caches, last, W_out, lengths = cache
+    dW_out = last.T @ dout  # (H, n_outputs)
     db_out = dout.sum(axis=0)  # (n_outputs,)
-    T, B, H = caches[-1][-1].shape
-    dHs = np.zeros((T, B, H), dtype=h_last.dtype)  # dL/dh_t from above
-    dHs[-1] = dout @ W_out.T  # only h_T feeds the output layer
+    T, B, H = caches[-1][6].shape
+    dHs = np.zeros((T, B, H), dtype=last.dtype)  # dL/dh_t from above
+    if lengths is None:
+        dHs[-1] = dout @ W_out.T  # only h_T feeds the output layer
+    else:
+        dHs[lengths - 1, np.arange(B)] = dout @ W_out.T
     grads = []
     for layer in range(len(caches) - 1, -1, -1):
-        last = layer == 0 and not need_dX
-        dHs, dW, dU, db = _layer_backward(dHs, caches[layer], need_dX=not last)
+        first_and_unneeded = layer == 0 and not need_dX
+        dHs, dW, dU, db = _layer_backward(
+            dHs, caches[layer], need_dX=not first_and_unneeded
+        )
         grads[:0] = [dW, dU, db]
     grads += [dW_out, db_out]
     if need_dX:

@@ -4,6 +4,8 @@ import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils._param_validation import StrOptions
+from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import (
     _check_partial_fit_first_call,
     check_classification_targets,
@@ -97,7 +99,26 @@ _SHARED_PARAMETERS = """hidden_layer_sizes : int or sequence of int, default=(10
         Term added to the denominator of Adam and RMSProp for numerical stability.
 
     n_iter_no_change : int, default=10
-        Number of epochs without ``tol`` improvement before training stops."""
+        Number of epochs without ``tol`` improvement before training stops.
+
+    max_grad_norm : float or None, default=5.0
+        Before each update, the gradients of all weights are scaled down together
+        when their global L2 norm exceeds this value (as PyTorch's
+        ``clip_grad_norm_``). Recurrent networks occasionally meet a batch whose
+        gradient is orders of magnitude larger than usual ("exploding gradients");
+        clipping keeps such a batch from throwing the weights far away, while
+        ordinary batches (norms well below 5 with standardised data) pass
+        unchanged. None disables clipping.
+
+    dropout : float, default=0.0
+        Fraction of each LSTM layer's inputs dropped during training. The dropout
+        is variational: one mask per sequence, shared by all its time steps, with
+        the kept inputs scaled by ``1 / (1 - dropout)``; masks are drawn from
+        ``random_state``. Never applied by ``predict``.
+
+    recurrent_dropout : float, default=0.0
+        Fraction of the hidden state fed back into each layer's recurrence dropped
+        during training, variational like ``dropout``."""
 
 _SHARED_ATTRIBUTES = """loss_ : float
         Mean training loss of the last epoch, L2 penalty included.
@@ -236,6 +257,9 @@ class LSTMRegressor(RegressorMixin, BaseLSTM):
         rho=0.9,
         epsilon=1e-8,
         n_iter_no_change=10,
+        max_grad_norm=5.0,
+        dropout=0.0,
+        recurrent_dropout=0.0,
     ):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes,
@@ -260,10 +284,13 @@ class LSTMRegressor(RegressorMixin, BaseLSTM):
             rho=rho,
             epsilon=epsilon,
             n_iter_no_change=n_iter_no_change,
+            max_grad_norm=max_grad_norm,
+            dropout=dropout,
+            recurrent_dropout=recurrent_dropout,
         )
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Fit the model to sequences X and targets y.
 
         Parameters
@@ -275,15 +302,18 @@ class LSTMRegressor(RegressorMixin, BaseLSTM):
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Target values.
 
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights: the loss is the weighted mean over samples.
+
         Returns
         -------
         self : LSTMRegressor
             The fitted estimator.
         """
-        return self._fit(X, y, incremental=False)
+        return self._fit(X, y, sample_weight, incremental=False)
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y):
+    def partial_fit(self, X, y, sample_weight=None):
         """Run one epoch over (X, y), continuing from the current weights.
 
         The optimizer's state is kept between calls; the first call initialises
@@ -298,12 +328,15 @@ class LSTMRegressor(RegressorMixin, BaseLSTM):
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Target values.
 
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights: the loss is the weighted mean over samples.
+
         Returns
         -------
         self : LSTMRegressor
             The updated estimator.
         """
-        return self._fit(X, y, incremental=True)
+        return self._fit(X, y, sample_weight, incremental=True)
 
     def predict(self, X):
         """Predict with the LSTM network.
@@ -322,7 +355,7 @@ class LSTMRegressor(RegressorMixin, BaseLSTM):
         y_pred = self._raw_predict(X)
         return y_pred.ravel() if self.n_outputs_ == 1 else y_pred
 
-    def _validate_input(self, X, y, incremental, reset):
+    def _validate_input(self, X, y, sample_weight, incremental, reset):
         X = validate_sequences(self, X, reset=reset)
         y = _check_y_present(self, y)
         y = check_array(
@@ -334,13 +367,13 @@ class LSTMRegressor(RegressorMixin, BaseLSTM):
             raise ValueError(f"y must be 1D or 2D, got an array of shape {y.shape}.")
         check_consistent_length(X, y)
         self.out_activation_ = "identity"
-        return X, y
+        return X, y, self._check_sample_weight(sample_weight, X)
 
     def _decode(self, y):
         return y
 
-    def _score_validated(self, X, y):
-        return r2_score(y, self._forward_raw(X))
+    def _score_validated(self, X, y, sample_weight):
+        return r2_score(y, self._forward_raw(X), sample_weight=sample_weight)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -349,6 +382,11 @@ class LSTMRegressor(RegressorMixin, BaseLSTM):
 
 
 class LSTMClassifier(ClassifierMixin, BaseLSTM):
+    _parameter_constraints: dict = {
+        **BaseLSTM._parameter_constraints,
+        "class_weight": [StrOptions({"balanced"}), dict, list, None],
+    }
+
     __doc__ = f"""Long short-term memory network classifier.
 
     Trains a stack of LSTM layers and a dense output on the last time step by
@@ -360,6 +398,13 @@ class LSTMClassifier(ClassifierMixin, BaseLSTM):
     Parameters
     ----------
     {_SHARED_PARAMETERS.replace("{stratified}", " (stratified by class)")}
+
+    class_weight : dict, "balanced" or None, default=None
+        Weights of the classes, multiplied into ``sample_weight``: a dict
+        ``{{label: weight}}`` (a list of such dicts for multilabel targets), or
+        ``"balanced"`` for ``n_samples / (n_classes * np.bincount(y))``, computed on
+        the data given to ``fit``. ``partial_fit`` takes only a dict, since one
+        batch does not show the class frequencies.
 
     Attributes
     ----------
@@ -417,6 +462,10 @@ class LSTMClassifier(ClassifierMixin, BaseLSTM):
         rho=0.9,
         epsilon=1e-8,
         n_iter_no_change=10,
+        max_grad_norm=5.0,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        class_weight=None,
     ):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes,
@@ -441,10 +490,14 @@ class LSTMClassifier(ClassifierMixin, BaseLSTM):
             rho=rho,
             epsilon=epsilon,
             n_iter_no_change=n_iter_no_change,
+            max_grad_norm=max_grad_norm,
+            dropout=dropout,
+            recurrent_dropout=recurrent_dropout,
         )
+        self.class_weight = class_weight
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Fit the model to sequences X and labels y.
 
         Parameters
@@ -456,15 +509,19 @@ class LSTMClassifier(ClassifierMixin, BaseLSTM):
         y : array-like of shape (n_samples,) or (n_samples, n_labels)
             Class labels, or a binary indicator matrix for multilabel targets.
 
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights, multiplied by the ``class_weight`` of each
+            sample's class: the loss is the weighted mean over samples.
+
         Returns
         -------
         self : LSTMClassifier
             The fitted estimator.
         """
-        return self._fit(X, y, incremental=False)
+        return self._fit(X, y, sample_weight, incremental=False)
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y, classes=None):
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
         """Run one epoch over (X, y), continuing from the current weights.
 
         The optimizer's state is kept between calls; the first call initialises
@@ -483,6 +540,10 @@ class LSTMClassifier(ClassifierMixin, BaseLSTM):
             Every class that may appear in any call; required on the first call
             (it may be omitted on later calls and after ``fit``).
 
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights, multiplied by the ``class_weight`` of each
+            sample's class.
+
         Returns
         -------
         self : LSTMClassifier
@@ -494,9 +555,9 @@ class LSTMClassifier(ClassifierMixin, BaseLSTM):
                 self._label_binarizer.fit(y)
             else:
                 self._label_binarizer.fit(self.classes_)
-        return self._fit(X, y, incremental=True)
+        return self._fit(X, y, sample_weight, incremental=True)
 
-    def _validate_input(self, X, y, incremental, reset):
+    def _validate_input(self, X, y, sample_weight, incremental, reset):
         X = validate_sequences(self, X, reset=reset)
         y = _check_y_present(self, y)
         y = check_array(
@@ -532,13 +593,23 @@ class LSTMClassifier(ClassifierMixin, BaseLSTM):
                 )
         binarizer = self._label_binarizer
         self.out_activation_ = "softmax" if binarizer.y_type_ == "multiclass" else "logistic"
-        return X, binarizer.transform(y).astype(X.dtype, copy=False)
+        sample_weight = self._check_sample_weight(sample_weight, X)
+        if self.class_weight is not None:
+            if incremental and self.class_weight == "balanced":
+                raise ValueError(
+                    'class_weight="balanced" needs the class frequencies of the whole '
+                    "data set, which partial_fit does not see; pass a dict, e.g. "
+                    "computed by sklearn.utils.class_weight.compute_class_weight."
+                )
+            sample_weight = sample_weight * compute_sample_weight(self.class_weight, y)
+        return X, binarizer.transform(y).astype(X.dtype, copy=False), sample_weight
 
     def _decode(self, y):
         return self._label_binarizer.inverse_transform(y)
 
-    def _score_validated(self, X, y):
-        return accuracy_score(y, self._decode(self._proba(self._forward_raw(X))))
+    def _score_validated(self, X, y, sample_weight):
+        y_pred = self._decode(self._proba(self._forward_raw(X)))
+        return accuracy_score(y, y_pred, sample_weight=sample_weight)
 
     def _proba(self, raw):
         return OUT_PROBA[self.out_activation_](raw)

@@ -2,8 +2,10 @@
 
 Each loss takes the raw network output ``z`` (before the output activation) rather
 than probabilities, so that log-losses are computed from logits: no probability is
-ever clipped, and no logit is large enough to overflow. Each returns ``(loss, dz)``
-where ``loss`` is the mean over samples and ``dz`` its gradient with respect to ``z``.
+ever clipped, and no logit is large enough to overflow. Each takes ``weights`` of
+shape (n_samples,) summing to one (``1 / n`` each for a plain mean) and returns
+``(loss, dz)``: the weighted mean over samples of the per-sample loss, and its
+gradient with respect to ``z``.
 The registries are keyed by the name of the output activation (``out_activation_``),
 as in scikit-learn's MLP: the activation decides the loss.
 """
@@ -36,42 +38,39 @@ def softmax(z):
 OUT_ACTIVATIONS = {"identity": identity, "logistic": logistic, "softmax": softmax}
 
 
-def squared_error(y, z):
-    """Mean over samples of ``0.5 * ||y - z||^2``."""
-    n = z.shape[0]
+def squared_error(y, z, weights):
+    """Weighted mean over samples of ``0.5 * ||y - z||^2``."""
     diff = z - y  # (n, n_outputs)
-    loss = 0.5 * float(np.einsum("ij,ij->", diff, diff)) / n
-    diff /= n
+    loss = 0.5 * float(weights @ np.einsum("ij,ij->i", diff, diff))
+    diff *= weights[:, np.newaxis]
     return loss, diff
 
 
-def binary_log_loss(y, z):
-    """Mean over samples of the summed logistic log-losses of each output.
+def binary_log_loss(y, z, weights):
+    """Weighted mean over samples of the summed logistic log-losses of each output.
 
     ``-y log p - (1 - y) log(1 - p)`` with ``p = sigmoid(z)`` equals
     ``log(1 + exp(z)) - y z``, which ``np.logaddexp`` computes without overflow.
     """
-    n = z.shape[0]
-    loss = float((np.logaddexp(0.0, z) - y * z).sum()) / n
+    loss = float(weights @ (np.logaddexp(0.0, z) - y * z).sum(axis=1))
     dz = logistic(z)
     dz -= y
-    dz /= n
+    dz *= weights[:, np.newaxis]
     return loss, dz
 
 
-def log_loss(y, z):
-    """Mean over samples of the cross-entropy of a softmax output.
+def log_loss(y, z, weights):
+    """Weighted mean over samples of the cross-entropy of a softmax output.
 
     ``-sum_k y_k log softmax(z)_k = logsumexp(z) - sum_k y_k z_k`` for rows of ``y``
     summing to one.
     """
-    n = z.shape[0]
     z_max = z.max(axis=1, keepdims=True)
     log_norm = np.log(np.exp(z - z_max).sum(axis=1)) + z_max[:, 0]  # (n,)
-    loss = float(log_norm.sum() - np.einsum("ij,ij->", y, z)) / n
+    loss = float(weights @ (log_norm - np.einsum("ij,ij->i", y, z)))
     dz = softmax(z)
     dz -= y
-    dz /= n
+    dz *= weights[:, np.newaxis]
     return loss, dz
 
 

@@ -199,16 +199,17 @@ class RMSPropOptimizer(BaseOptimizer):
         return updates
 
 
-def clip_grad_norm(grads, max_norm):
+def clip_grad_norm(grads, max_norm, norm=None):
     """Scale ``grads`` in place so that their global L2 norm is at most ``max_norm``.
 
-    Returns the norm before clipping. The global norm is taken over all arrays at
-    once, as PyTorch's ``clip_grad_norm_`` does, so the direction of the update is
-    kept.
+    Returns the norm before clipping (pass it as ``norm`` when already known). The
+    norm is taken over all arrays at once, as PyTorch's ``clip_grad_norm_`` does, so
+    the direction of the update is kept.
     """
-    norm = float(np.sqrt(sum(float(np.vdot(g, g)) for g in grads)))
-    if norm > max_norm:
-        scale = max_norm / (norm + 1e-6)
+    if norm is None:
+        norm = float(np.sqrt(sum(float(np.vdot(g, g)) for g in grads)))
+    scale = max_norm / (norm + 1e-6)
+    if scale < 1.0:
         for grad in grads:
             grad *= scale
     return norm

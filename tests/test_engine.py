@@ -44,6 +44,11 @@ def make_params(rng, n_features, hidden, n_outputs, scale=0.5, dtype=np.float64)
     return [np.ascontiguousarray(p, dtype=dtype) for p in params]
 
 
+def mean_weights(y, dtype=np.float64):
+    """Sample weights of a plain mean over the rows of y."""
+    return np.full(len(y), 1.0 / len(y), dtype=dtype)
+
+
 def numerical_grad(f, arr, eps=EPS):
     """Central differences of the scalar ``f()`` w.r.t. every entry of ``arr``.
 
@@ -220,10 +225,10 @@ def test_loss_gradient_end_to_end(loss_name, kind, n_out, hidden):
     loss_fn = LOSS_FUNCTIONS[loss_name]
 
     def f():
-        return loss_fn(y, forward(X, params)[0])[0]
+        return loss_fn(y, forward(X, params)[0], mean_weights(y))[0]
 
     out, cache = forward(X, params)
-    loss, dz = loss_fn(y, out)
+    loss, dz = loss_fn(y, out, mean_weights(y))
     assert np.isfinite(loss) and loss > 0
     grads, dX = backward(dz, cache, need_dX=True)
     check_all_grads(f, params, grads, X, dX)
@@ -280,15 +285,15 @@ def test_estimator_loss_grad_with_penalty(kind):
     params = est._params()
 
     def f():
-        return est._loss_grad(X, Y, params)[0]
+        return est._loss_grad(X, Y, np.ones(len(X)), params)[0]
 
-    loss, grads = est._loss_grad(X, Y, params)
+    loss, grads = est._loss_grad(X, Y, np.ones(len(X)), params)
     check_all_grads(f, params, grads)
 
     # The penalty is alpha / (2 n) * sum of squared kernels, recurrent kernels and
     # output weights; biases and intercepts are not penalised.
     est.set_params(alpha=0.0)
-    loss0, grads0 = est._loss_grad(X, Y, params)
+    loss0, grads0 = est._loss_grad(X, Y, np.ones(len(X)), params)
     n = X.shape[0]
     penalised = [p for name, p in zip(param_names(params), params)
                  if not name.startswith("b")]
@@ -331,7 +336,7 @@ def test_losses_on_huge_logits(loss_name, kind, n_out, dtype):
     y = make_targets(rng, kind, B, n_out).astype(dtype)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        loss, dz = LOSS_FUNCTIONS[loss_name](y, z)
+        loss, dz = LOSS_FUNCTIONS[loss_name](y, z, mean_weights(y))
     assert np.isfinite(loss)
     assert dz.dtype == dtype and dz.shape == z.shape and np.all(np.isfinite(dz))
 
@@ -341,13 +346,13 @@ def test_log_losses_exact_on_huge_logits():
         warnings.simplefilter("error")
         # A confidently wrong logistic output costs |z|; a right one costs ~0.
         loss, dz = LOSS_FUNCTIONS["logistic"](
-            np.array([[1.0], [0.0]]), np.array([[-1000.0], [-1000.0]])
+            np.array([[1.0], [0.0]]), np.array([[-1000.0], [-1000.0]]), np.full(2, 0.5)
         )
         assert loss == pytest.approx(1000.0 / 2)
         np.testing.assert_allclose(dz, [[-0.5], [0.0]], atol=1e-300)
         # Softmax: loss = logsumexp(z) - z_y = 1000 - (-1000).
         loss, dz = LOSS_FUNCTIONS["softmax"](
-            np.array([[0.0, 1.0, 0.0]]), np.array([[1000.0, -1000.0, 0.0]])
+            np.array([[0.0, 1.0, 0.0]]), np.array([[1000.0, -1000.0, 0.0]]), np.ones(1)
         )
         assert loss == pytest.approx(2000.0)
         np.testing.assert_allclose(dz, [[1.0, -1.0, 0.0]], atol=1e-300)
@@ -406,8 +411,10 @@ def test_losses_float32(loss_name, kind, n_out):
     rng = np.random.default_rng(8)
     z = rng.normal(scale=3.0, size=(6, n_out))
     y = make_targets(rng, kind, 6, n_out)
-    loss64, dz64 = LOSS_FUNCTIONS[loss_name](y, z)
-    loss32, dz32 = LOSS_FUNCTIONS[loss_name](y.astype(np.float32), z.astype(np.float32))
+    loss64, dz64 = LOSS_FUNCTIONS[loss_name](y, z, mean_weights(y))
+    loss32, dz32 = LOSS_FUNCTIONS[loss_name](
+        y.astype(np.float32), z.astype(np.float32), mean_weights(y, np.float32)
+    )
     assert dz32.dtype == np.float32
     assert loss32 == pytest.approx(loss64, rel=1e-5)
     np.testing.assert_allclose(dz32, dz64, rtol=1e-4, atol=1e-6)
@@ -441,9 +448,9 @@ def test_loss_value_and_gradient(loss_name, kind, n_out):
         y = make_targets(rng, kind, B, n_out)
     y0, z0 = y.copy(), z.copy()
     loss_fn = LOSS_FUNCTIONS[loss_name]
-    loss, dz = loss_fn(y, z)
+    loss, dz = loss_fn(y, z, mean_weights(y))
     np.testing.assert_array_equal(y, y0)  # inputs are not modified
     np.testing.assert_array_equal(z, z0)
     assert isinstance(loss, float)
     assert loss == pytest.approx(_naive_loss(loss_name, y, z), rel=1e-12)
-    assert_grad_close(dz, numerical_grad(lambda: loss_fn(y, z)[0], z), what="dz")
+    assert_grad_close(dz, numerical_grad(lambda: loss_fn(y, z, mean_weights(y))[0], z), what="dz")

@@ -595,7 +595,10 @@ def diverging(cls):
     X, y = sum_regression(n=60, n_timesteps=6)
     if cls is LSTMClassifier:
         y = (y > np.median(y)).astype(int)
-    est = tiny(cls, solver="sgd", learning_rate_init=1e6, batch_size=16, max_iter=30)
+    est = tiny(
+        cls, solver="sgd", learning_rate_init=1e6, batch_size=16, max_iter=30,
+        max_grad_norm=None,
+    )
     return est, X, y
 
 

@@ -203,7 +203,7 @@ def torch_grads(params, X, loss_of_logits, single=False):
 def check_estimator_grads(est, X, Y, torch_loss, rtol=1e-8):
     params = est._params()
     t_loss, t_grads = torch_grads(params, X, torch_loss)
-    loss, grads = est._loss_grad(X, Y, params)
+    loss, grads = est._loss_grad(X, Y, np.ones(len(X)), params)
     assert loss == pytest.approx(t_loss, rel=1e-12)
     assert_grads_close(grads, t_grads, rtol, "_loss_grad")
     return t_grads
@@ -225,7 +225,7 @@ def test_regressor_gradients_match_torch(hidden, single):
     out, cache = forward(X, params)
     assert_grads_close(backward((out - Y) / N, cache), t_grads, 1e-8, "engine")
     # The estimator's loss and gradient (alpha=0).
-    loss, grads = est._loss_grad(X, Y, est._params())
+    loss, grads = est._loss_grad(X, Y, np.ones(len(X)), est._params())
     assert loss == pytest.approx(t_loss, rel=1e-12)
     assert_grads_close(grads, t_grads, 1e-8, "_loss_grad")
 
