@@ -272,23 +272,30 @@ class BaseLSTM(BaseEstimator, ABC):
 
     # --------------------------------------------------------------- prediction
     def _forward_raw(self, X):
-        """Raw network output for validated X, in chunks of bounded memory."""
+        """Raw network output for validated :class:`Sequences`, in chunks.
+
+        Chunks hold sequences of similar lengths (sorted), so that padding costs
+        little, and are sized so that their activations stay near
+        ``_PREDICT_CHUNK_BYTES`` however many samples are passed.
+        """
         params = self._check_weights()
         dtype = params[0].dtype
-        X = X.astype(dtype, copy=False)
-        n_samples, n_timesteps, _ = X.shape
+        X = X.astype(dtype)
+        n_samples, n_timesteps, _ = X.values.shape
         widest = 4 * max(layer["recurrent_kernel"].shape[0] for layer in self.lstm_coefs_)
         chunk = max(1, _PREDICT_CHUNK_BYTES // (n_timesteps * widest * dtype.itemsize))
+        order = None if X.lengths is None else np.argsort(X.lengths, kind="stable")
         out = np.empty((n_samples, self.n_outputs_), dtype=dtype)
         for batch in gen_batches(n_samples, chunk):
-            out[batch] = forward(X[batch], params, keep_cache=False)[0]
+            idx = batch if order is None else order[batch]
+            part = X.take(idx)
+            out[idx] = forward(part.values, params, part.lengths, keep_cache=False)[0]
         return out
 
     def _raw_predict(self, X):
         """Validate X and return the raw network output."""
         check_is_fitted(self)
-        X = validate_sequences(self, X, reset=False)
-        return self._forward_raw(X)
+        return self._forward_raw(validate_sequences(self, X, reset=False))
 
     # ----------------------------------------------------------------- training
     def _dropout_masks(self, batch_size, dtype):
@@ -352,7 +359,7 @@ class BaseLSTM(BaseEstimator, ABC):
             y = y.reshape(-1, 1)
         if first_pass:
             self._random_state = check_random_state(self.random_state)
-            self._initialize(X.shape[2], y.shape[1], X.dtype)
+            self._initialize(X.values.shape[2], y.shape[1], X.values.dtype)
         else:
             fitted_sizes = [layer["recurrent_kernel"].shape[0] for layer in self.lstm_coefs_]
             if fitted_sizes != layer_sizes:
@@ -370,7 +377,7 @@ class BaseLSTM(BaseEstimator, ABC):
         params = self._check_weights()
         dtype = params[0].dtype
         self._fit_stochastic(
-            X.astype(dtype, copy=False),
+            X.astype(dtype),
             y.astype(dtype, copy=False),
             sample_weight.astype(dtype, copy=False),
             params,
@@ -441,9 +448,9 @@ class BaseLSTM(BaseEstimator, ABC):
         early_stopping = self.early_stopping and not incremental
         validation = None
         if early_stopping:
-            train, val = self._validation_split(X.shape[0], y)
-            validation = (X[val], self._decode(y[val]), sample_weight[val])
-            X, y, sample_weight = X[train], y[train], sample_weight[train]
+            train, val = self._validation_split(len(X), y)
+            validation = (X.take(val), self._decode(y[val]), sample_weight[val])
+            X, y, sample_weight = X.take(train), y[train], sample_weight[train]
             if not sample_weight.sum() > 0:
                 raise ValueError(
                     "The samples left for training after the early_stopping split "
@@ -462,7 +469,7 @@ class BaseLSTM(BaseEstimator, ABC):
             self._no_improvement_count = 0
         self._best_params = None
 
-        n_samples = X.shape[0]
+        n_samples = len(X)
         if self.batch_size == "auto":
             batch_size = min(200, n_samples)
         else:
@@ -492,24 +499,20 @@ class BaseLSTM(BaseEstimator, ABC):
     def _run_epochs(
         self, X, y, sample_weight, validation, params, batch_size, incremental
     ):
-        n_samples = X.shape[0]
+        n_samples = len(X)
         start = time.perf_counter()
         with _interrupt_after_batch() as interrupt:
             for _ in range(self.max_iter):
-                if self.shuffle:
-                    order = self._random_state.permutation(n_samples)
-                else:
-                    order = np.arange(n_samples)
                 epoch_loss = epoch_weight = 0.0
                 seen = 0
-                for batch in gen_batches(n_samples, batch_size):
-                    idx = order[batch]
+                for idx in self._batches(n_samples, batch_size, X.lengths):
                     weights = sample_weight[idx]
                     batch_weight = float(weights.sum())
                     if batch_weight > 0:
-                        masks = self._dropout_masks(len(idx), X.dtype)
+                        batch = X.take(idx)
+                        masks = self._dropout_masks(len(idx), batch.values.dtype)
                         loss, grads = self._loss_grad(
-                            X[idx], y[idx], weights, params, masks=masks
+                            batch.values, y[idx], weights, params, batch.lengths, masks
                         )
                         self._step(params, grads, loss)
                         epoch_loss += loss * batch_weight
@@ -550,6 +553,26 @@ class BaseLSTM(BaseEstimator, ABC):
                         "reached and the optimization hasn't converged yet.",
                         ConvergenceWarning,
                     )
+
+    def _batches(self, n_samples, batch_size, lengths):
+        """The indices of each mini-batch of one epoch.
+
+        With ``shuffle``, samples are drawn in a random order. Sequences of
+        different lengths are also grouped by length: within pools of 50 batches,
+        samples are sorted by length and cut into batches, whose order is then
+        shuffled, so that each batch runs only a little past its members' ends.
+        """
+        if not self.shuffle:
+            return [np.arange(n_samples)[b] for b in gen_batches(n_samples, batch_size)]
+        order = self._random_state.permutation(n_samples)
+        if lengths is None:
+            return [order[b] for b in gen_batches(n_samples, batch_size)]
+        batches = []
+        for pool in gen_batches(n_samples, 50 * batch_size):
+            members = order[pool]
+            members = members[np.argsort(lengths[members], kind="stable")]
+            batches += [members[b] for b in gen_batches(len(members), batch_size)]
+        return [batches[k] for k in self._random_state.permutation(len(batches))]
 
     def _step(self, params, grads, loss):
         """Check, clip and apply one mini-batch's gradients."""

@@ -101,13 +101,14 @@ def _layer_forward(X, W, U, b, mask_x=None, mask_h=None, keep_cache=True):
     np.matmul(X.reshape(T * B, F), W_in, out=gates.reshape(T * B, 4 * H))
     gates += b[inner] * half
     Hs = np.empty((T, B, H), dtype=dtype)  # h_1..h_T
+    # cc[t] = [tanh(c_t) | c_{t-1}], side by side so that one product gives two of
+    # the gate factors below; c_t is written into cc[t + 1], c_0 = 0.
+    cc = np.empty((T + 1 if keep_cache else 2, B, 2, H), dtype=dtype)
+    cc[0, :, 1] = 0.0
     if keep_cache:
-        Cs = np.empty((T, B, H), dtype=dtype)  # c_1..c_T
-        tanhCs = np.empty((T, B, H), dtype=dtype)  # tanh(c_1)..tanh(c_T)
-    else:
-        # Prediction keeps only the current and previous cell states.
-        Cs = np.empty((2, B, H), dtype=dtype)
-        tanhCs = np.empty((1, B, H), dtype=dtype)
+        # Factors of the gate gradients, filled while the values are in cache:
+        # K[t] = [A | 4 K_o | 4 K_i | 4 K_f | K_g] (see _layer_backward), (T, B, 5, H).
+        K = np.empty((T, B, 5, H), dtype=dtype)
     rec = np.empty((B, 4 * H), dtype=dtype)  # h_{t-1} U
     h_in = np.empty((B, H), dtype=dtype)  # h_{t-1} * m_h
     fc = np.empty((B, H), dtype=dtype)  # f * c_{t-1}
@@ -120,56 +121,53 @@ def _layer_forward(X, W, U, b, mask_x=None, mask_h=None, keep_cache=True):
             np.matmul(h_prev, U_in, out=rec)
             z += rec
         np.tanh(z, out=z)
+        now, nxt = (cc[t], cc[t + 1]) if keep_cache else (cc[t % 2], cc[(t + 1) % 2])
+        if keep_cache:
+            k = K[t]  # (B, 5, H)
+            # 1 - tanh^2 of every gate: d tanh for g, and 4 x d sigmoid for o, i, f
+            # since sigmoid(z)(1 - sigmoid(z)) = (1 - tanh(z/2)^2) / 4.
+            d = k[:, 1:].reshape(B, 4 * H)
+            np.square(z, out=d)
+            np.subtract(1.0, d, out=d)
         sig = z[:, : 3 * H]
         sig *= 0.5
         sig += 0.5  # [o | i | f] = sigmoid, g = tanh
-        o, i, f, g = z[:, :H], z[:, H : 2 * H], z[:, 2 * H : 3 * H], z[:, 3 * H :]
-        c = Cs[t] if keep_cache else Cs[t % 2]
+        z4 = z.reshape(B, 4, H)
+        o, i, f, g = z4[:, 0], z4[:, 1], z4[:, 2], z4[:, 3]
+        c = nxt[:, 1]
         np.multiply(i, g, out=c)
-        if t > 0:
-            np.multiply(f, Cs[t - 1] if keep_cache else Cs[(t - 1) % 2], out=fc)
-            c += fc  # c_t = f * c_{t-1} + i * g
-        tc = tanhCs[t] if keep_cache else tanhCs[0]
+        np.multiply(f, now[:, 1], out=fc)
+        c += fc  # c_t = f * c_{t-1} + i * g
+        tc = now[:, 0]
         np.tanh(c, out=tc)
-        np.multiply(o, tc, out=Hs[t])  # h_t = o * tanh(c_t)
+        h = Hs[t]
+        np.multiply(o, tc, out=h)  # h_t = o * tanh(c_t)
+        if keep_cache:
+            k4 = k[:, 1:]  # [o | i | f | g]
+            k4[:, 0::2] *= now  # o: x tanh(c_t);  f: x c_{t-1}
+            k4[:, 1::2] *= z4[:, 3::-2]  # i: x g;  g: x i
+            np.multiply(h, tc, out=k[:, 0])
+            np.subtract(o, k[:, 0], out=k[:, 0])  # A = o (1 - tanh(c_t)^2)
     if not keep_cache:
         return Hs, None
-    return Hs, (X, W, U, gates, Cs, tanhCs, Hs, mask_x, mask_h)
-
-
-def _gate_factors(gates, Cs, tanhCs):
-    """Derivative factors of every step at once, before the time loop.
-
-    Returns ``K`` (T, B, 4, H) in the inner gate order and ``A`` (T, B, H) with::
-
-        dz_o = dh_t * K_o,  K_o = tanh(c_t) o (1 - o)
-        dz_i = dc_t * K_i,  K_i = g i (1 - i)
-        dz_f = dc_t * K_f,  K_f = c_{t-1} f (1 - f)      (0 at t = 1: c_0 = 0)
-        dz_g = dc_t * K_g,  K_g = i (1 - g^2)
-        dc_t = dh_t * A + f_{t+1} dc_{t+1},  A = o (1 - tanh(c_t)^2)
-    """
-    T, B, H = Cs.shape
-    g4 = gates.reshape(T, B, 4, H)
-    o, i, f, g = g4[:, :, 0], g4[:, :, 1], g4[:, :, 2], g4[:, :, 3]
-    K = np.empty((T, B, 4, H), dtype=gates.dtype)
-    # 1 - s for the three sigmoid gates in one pass, then the products.
-    np.subtract(1.0, g4[:, :, :3], out=K[:, :, :3])
-    K[:, :, :3] *= g4[:, :, :3]
-    K[:, :, 0] *= tanhCs
-    K[:, :, 1] *= g
-    K[1:, :, 2] *= Cs[:-1]
-    K[0, :, 2] = 0.0
-    np.square(g, out=K[:, :, 3])
-    np.subtract(1.0, K[:, :, 3], out=K[:, :, 3])
-    K[:, :, 3] *= i
-    A = np.square(tanhCs)
-    np.subtract(1.0, A, out=A)
-    A *= o
-    return K, A, f
+    return Hs, (X, W, U, gates, cc, K, Hs, mask_x, mask_h)
 
 
 def _layer_backward(dHs, cache, need_dX=True):
     """Backpropagation through time for one layer.
+
+    With the factors ``K`` of the forward pass, one step is::
+
+        dc_t  = dh_t * A + f_{t+1} * dc_{t+1},     A   = o (1 - tanh(c_t)^2)
+        dz_o  = dh_t * K_o,                        K_o = tanh(c_t) o (1 - o)
+        dz_i  = dc_t * K_i,                        K_i = g i (1 - i)
+        dz_f  = dc_t * K_f,                        K_f = c_{t-1} f (1 - f)
+        dz_g  = dc_t * K_g,                        K_g = i (1 - g^2)
+        dh_{t-1} += (dz_t U^T) * m_h
+
+    The sigmoid gates' factors are kept 4 times too large (see _layer_forward);
+    the matrices that multiply dz are scaled by 1/4 on those gates instead, which
+    costs nothing per step.
 
     Parameters
     ----------
@@ -184,38 +182,43 @@ def _layer_backward(dHs, cache, need_dX=True):
     dX : ndarray of shape (T, B, F) or None.
     dW, dU, db : gradients of the kernel, recurrent kernel and bias (public layout).
     """
-    X, W, U, gates, Cs, tanhCs, Hs, mask_x, mask_h = cache
+    X, W, U, gates, cc, K, Hs, mask_x, mask_h = cache
     T, B, F = X.shape
     H = U.shape[0]
     dtype = X.dtype
     inner = _to_inner(H)
-    U_in_T = np.ascontiguousarray(U[:, inner].T)  # (4H, H)
-    K, A, f = _gate_factors(gates, Cs, tanhCs)
+    quarter = np.ones(4 * H, dtype=dtype)
+    quarter[: 3 * H] = 0.25  # undoes the 4x of the sigmoid gates' factors
+    U_back = np.ascontiguousarray(U[:, inner].T * quarter[:, None])  # (4H, H)
+    f = gates.reshape(T, B, 4, H)[:, :, 2]
 
-    dZ = np.empty((T, B, 4, H), dtype=dtype)  # dL/dz_t, inner layout
+    # dZ[t] = [dh_t * A | dz_o | dz_i | dz_f | dz_g]: the first slot is scratch, so
+    # one product by dh_t fills two slots and one product by dc_t fills three.
+    dZ = np.empty((T, B, 5, H), dtype=dtype)
     dc = np.zeros((B, H), dtype=dtype)  # dL/dc_t, carried from step t+1 to t
     tmp = np.empty((B, H), dtype=dtype)
     for t in range(T - 1, -1, -1):
-        dh = dHs[t]  # (B, H), includes the recurrence from step t+1
-        np.multiply(dh, A[t], out=tmp)
-        dc += tmp
-        np.multiply(K[t, :, 1:], dc[:, None, :], out=dZ[t, :, 1:])  # i, f, g
-        np.multiply(K[t, :, 0], dh, out=dZ[t, :, 0])  # o
+        dz, k = dZ[t], K[t]
+        np.multiply(k[:, :2], dHs[t][:, None, :], out=dz[:, :2])
+        dc += dz[:, 0]
+        np.multiply(k[:, 2:], dc[:, None, :], out=dz[:, 2:])
         if t > 0:
-            np.matmul(dZ[t].reshape(B, 4 * H), U_in_T, out=tmp)
+            np.matmul(dz[:, 1:].reshape(B, 4 * H), U_back, out=tmp)
             if mask_h is not None:
                 tmp *= mask_h
-            dHs[t - 1] += tmp  # dh_{t-1} += (dz_t U^T) * m_h
+            dHs[t - 1] += tmp
             dc *= f[t]  # the part of dc_{t-1} that flows through c_t
-    dZ_in = dZ.reshape(T * B, 4 * H)
+    dZ_in = dZ[:, :, 1:].reshape(T * B, 4 * H)  # a strided view, no copy
     public = _to_public(H)
-    dW = (X.reshape(T * B, F).T @ dZ_in)[:, public]  # (F, 4H)
+    scale = quarter[public]
+    dW = (X.reshape(T * B, F).T @ dZ_in)[:, public] * scale  # (F, 4H)
     H_prev = Hs[:-1] if mask_h is None else Hs[:-1] * mask_h  # (T-1, B, H)
-    dU = (H_prev.reshape((T - 1) * B, H).T @ dZ_in[B:])[:, public]  # (H, 4H)
-    db = dZ_in.sum(axis=0)[public]  # (4H,)
+    dU = (H_prev.reshape((T - 1) * B, H).T @ dZ_in[B:])[:, public] * scale
+    db = dZ_in.sum(axis=0)[public] * scale  # (4H,)
     dX = None
     if need_dX:
-        dX = (dZ_in @ np.ascontiguousarray(W[:, inner].T)).reshape(T, B, F)
+        W_back = np.ascontiguousarray(W[:, inner].T * quarter[:, None])  # (4H, F)
+        dX = (dZ_in @ W_back).reshape(T, B, F)
         if mask_x is not None:
             dX *= mask_x
     return dX, dW, dU, db
@@ -283,7 +286,7 @@ def backward(dout, cache, need_dX=False):
     caches, last, W_out, lengths = cache
     dW_out = last.T @ dout  # (H, n_outputs)
     db_out = dout.sum(axis=0)  # (n_outputs,)
-    T, B, H = caches[-1][6].shape
+    T, B, H = caches[-1][6].shape  # the last layer's Hs
     dHs = np.zeros((T, B, H), dtype=last.dtype)  # dL/dh_t from above
     if lengths is None:
         dHs[-1] = dout @ W_out.T  # only h_T feeds the output layer

@@ -365,9 +365,9 @@ class LSTMRegressor(RegressorMixin, BaseLSTM):
             y = column_or_1d(y, warn=True)
         if y.ndim > 2:
             raise ValueError(f"y must be 1D or 2D, got an array of shape {y.shape}.")
-        check_consistent_length(X, y)
+        check_consistent_length(X.values, y)
         self.out_activation_ = "identity"
-        return X, y, self._check_sample_weight(sample_weight, X)
+        return X, y, self._check_sample_weight(sample_weight, X.values)
 
     def _decode(self, y):
         return y
@@ -565,7 +565,7 @@ class LSTMClassifier(ClassifierMixin, BaseLSTM):
         )
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
-        check_consistent_length(X, y)
+        check_consistent_length(X.values, y)
         check_classification_targets(y)
 
         if not incremental and (not self.warm_start or not hasattr(self, "classes_")):
@@ -593,7 +593,7 @@ class LSTMClassifier(ClassifierMixin, BaseLSTM):
                 )
         binarizer = self._label_binarizer
         self.out_activation_ = "softmax" if binarizer.y_type_ == "multiclass" else "logistic"
-        sample_weight = self._check_sample_weight(sample_weight, X)
+        sample_weight = self._check_sample_weight(sample_weight, X.values)
         if self.class_weight is not None:
             if incremental and self.class_weight == "balanced":
                 raise ValueError(
@@ -602,7 +602,8 @@ class LSTMClassifier(ClassifierMixin, BaseLSTM):
                     "computed by sklearn.utils.class_weight.compute_class_weight."
                 )
             sample_weight = sample_weight * compute_sample_weight(self.class_weight, y)
-        return X, binarizer.transform(y).astype(X.dtype, copy=False), sample_weight
+        y = binarizer.transform(y).astype(X.values.dtype, copy=False)
+        return X, y, sample_weight
 
     def _decode(self, y):
         return self._label_binarizer.inverse_transform(y)

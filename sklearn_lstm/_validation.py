@@ -1,39 +1,58 @@
-"""Turning what users pass as X into a (n_samples, n_timesteps, n_features) array.
+"""Turning what users pass as X into sequences the engine can run.
 
-Two forms are accepted:
+Three forms are accepted:
 
 * 3D array-like ``(n_samples, n_timesteps, n_features)``: ``n_features_in_`` is the
   number of features per step, and sequences of another length than the ones seen
   in ``fit`` can be predicted;
+* a list of sequences of any lengths, each ``(n_timesteps_i, n_features)`` or
+  ``(n_timesteps_i,)``: the same as 3D, without padding;
 * 2D array-like ``(n_samples, n_timesteps)``: a batch of univariate sequences, read
   the way scikit-learn reads any 2D X: ``n_features_in_`` is the number of columns
   (DataFrames set ``feature_names_in_``), and another width at predict time is an
   error.
 
-A model fitted on one form predicts on the same form.
+Arrays may be right-padded with NaN: trailing time steps that are NaN in every
+feature are padding, and NaN anywhere else is an error. NaN marks padding only, not
+missing values, which is why the estimators' ``allow_nan`` tag is False. A model
+fitted on 2D input predicts on 2D input; 3D arrays and lists of sequences can be
+mixed.
 """
+
+from typing import NamedTuple
 
 import numpy as np
 from sklearn.utils.validation import check_array, validate_data
 
+from ._sequences import is_ragged, pad_sequences
+
 FLOAT_DTYPES = (np.float64, np.float32)
 
 
-def _check_not_ragged(X):
-    """A clear error for a list of sequences of different lengths."""
-    if not isinstance(X, (list, tuple)) or len(X) < 2:
-        return
-    lengths = {len(s) for s in X if hasattr(s, "__len__") and not isinstance(s, str)}
-    if len(lengths) > 1:
-        raise ValueError(
-            "X holds sequences of different lengths "
-            f"({', '.join(map(str, sorted(lengths)[:5]))}); pass sequences of equal "
-            "length as an array of shape (n_samples, n_timesteps[, n_features])."
-        )
+class Sequences(NamedTuple):
+    """Validated sequences: zero-padded values and the valid length of each."""
+
+    values: np.ndarray  # (n_samples, n_timesteps, n_features), padding = 0
+    lengths: np.ndarray | None  # (n_samples,), None when all are n_timesteps
+
+    def __len__(self):
+        return self.values.shape[0]
+
+    def take(self, indices):
+        """The sequences at ``indices`` (or a slice), cut to their longest member."""
+        if self.lengths is None:
+            return Sequences(self.values[indices], None)
+        lengths = self.lengths[indices]
+        longest = int(lengths.max())
+        values = self.values[indices, :longest]
+        return Sequences(values, None if (lengths == longest).all() else lengths)
+
+    def astype(self, dtype):
+        return Sequences(self.values.astype(dtype, copy=False), self.lengths)
 
 
 def validate_sequences(estimator, X, *, reset, dtype=FLOAT_DTYPES):
-    """Validate X and return it as a 3D float array.
+    """Validate X and return it as :class:`Sequences`.
 
     Parameters
     ----------
@@ -41,7 +60,7 @@ def validate_sequences(estimator, X, *, reset, dtype=FLOAT_DTYPES):
         Sets ``n_features_in_`` (and ``feature_names_in_`` for 2D DataFrames) when
         ``reset`` is true, and checks X against them otherwise.
     X : array-like of shape (n_samples, n_timesteps, n_features) or \
-            (n_samples, n_timesteps)
+            (n_samples, n_timesteps), or list of array-like
     reset : bool
         True in ``fit`` and the first ``partial_fit``.
     dtype : dtype or tuple of dtypes
@@ -50,60 +69,83 @@ def validate_sequences(estimator, X, *, reset, dtype=FLOAT_DTYPES):
 
     Returns
     -------
-    X : ndarray of shape (n_samples, n_timesteps, n_features)
-        May share memory with the user's array; it is never written to.
+    sequences : Sequences
+        ``values`` of shape (n_samples, n_timesteps, n_features) with zeros in the
+        padding (it may share memory with the user's array when there is no
+        padding, and is never written to then), and ``lengths`` of shape
+        (n_samples,), or None when every sequence has n_timesteps.
     """
-    name = type(estimator).__name__
-    _check_not_ragged(X)
-    try:
-        X_arr = check_array(
-            X,
-            dtype=dtype,
-            allow_nd=True,
-            ensure_min_samples=1,
-            ensure_min_features=1,
-            input_name="X",
-            estimator=estimator,
-        )
-    except ValueError as exc:
-        if "inhomogeneous" in str(exc) or "with a sequence" in str(exc):
+    if is_ragged(X):
+        values, lengths = pad_sequences(X, dtype=dtype, estimator=estimator)
+        ndim = 3
+    else:
+        try:
+            values = check_array(
+                X,
+                dtype=dtype,
+                allow_nd=True,
+                ensure_all_finite="allow-nan",
+                ensure_min_samples=1,
+                ensure_min_features=1,
+                input_name="X",
+                estimator=estimator,
+            )
+        except ValueError as exc:
+            if "inhomogeneous" in str(exc) or "with a sequence" in str(exc):
+                raise ValueError(
+                    "X holds time steps of different sizes; every step needs the "
+                    "same number of features."
+                ) from exc
+            raise
+        ndim = values.ndim
+        if ndim > 3:
             raise ValueError(
-                "X holds sequences or time steps of different sizes; pass sequences "
-                "of equal length, with the same number of features at every step, "
-                "as an array of shape (n_samples, n_timesteps[, n_features])."
-            ) from exc
-        raise
-    if X_arr.ndim > 3:
-        raise ValueError(
-            f"X must be 2D (n_samples, n_timesteps) or 3D (n_samples, n_timesteps, "
-            f"n_features); got an array of shape {X_arr.shape}."
-        )
-    if not reset:
-        fitted_ndim = getattr(estimator, "_input_ndim", X_arr.ndim)
-        if X_arr.ndim != fitted_ndim:
+                "X must be 2D (n_samples, n_timesteps), 3D (n_samples, n_timesteps, "
+                f"n_features) or a list of sequences; got an array of shape "
+                f"{values.shape}."
+            )
+        if ndim == 3 and (values.shape[1] < 1 or values.shape[2] < 1):
+            raise ValueError(
+                f"X has {values.shape[1]} time step(s) and {values.shape[2]} "
+                f"feature(s) per step (shape={values.shape}); a minimum of 1 of each "
+                "is required."
+            )
+        lengths = None
+        if np.isnan(values).any():
+            values, lengths = pad_sequences(values, dtype=dtype, estimator=estimator)
+        elif ndim == 2:
+            values = values[:, :, np.newaxis]
+
+    _check_form(estimator, X, ndim, values.shape[2], reset)
+    if lengths is not None:
+        values[np.isnan(values)] = 0.0  # a new array from pad_sequences
+        if (lengths == values.shape[1]).all():
+            lengths = None
+    return Sequences(values, lengths)
+
+
+def _check_form(estimator, X, ndim, n_features, reset):
+    """Set or check ``n_features_in_``, feature names and the form of X."""
+    name = type(estimator).__name__
+    if reset:
+        estimator._input_ndim = ndim
+    else:
+        fitted_ndim = estimator._input_ndim
+        if ndim != fitted_ndim:
             fitted = (
                 f"3D input with {estimator.n_features_in_} feature(s) per time step"
                 if fitted_ndim == 3
                 else f"2D input with {estimator.n_features_in_} time steps"
             )
+            given = "2D" if ndim == 2 else "3D (or a list of sequences)"
             raise ValueError(
-                f"X is {X_arr.ndim}D but this {name} was fitted on {fitted}; pass X "
-                "in the same form as in fit."
+                f"X is {given} but this {name} was fitted on {fitted}; pass X in "
+                "the same form as in fit."
             )
-    if reset:
-        estimator._input_ndim = X_arr.ndim
-    if X_arr.ndim == 2:
+    if ndim == 2:
         # The scikit-learn checks of the number of columns and feature names.
         validate_data(estimator, X, reset=reset, skip_check_array=True)
-        return X_arr[:, :, np.newaxis]
-
-    n_samples, n_timesteps, n_features = X_arr.shape
-    if n_timesteps < 1 or n_features < 1:
-        raise ValueError(
-            f"X has {n_timesteps} time step(s) and {n_features} feature(s) per step "
-            f"(shape={X_arr.shape}); a minimum of 1 of each is required."
-        )
-    if reset:
+    elif reset:
         estimator.n_features_in_ = n_features
         if hasattr(estimator, "feature_names_in_"):
             del estimator.feature_names_in_
@@ -112,4 +154,3 @@ def validate_sequences(estimator, X, *, reset, dtype=FLOAT_DTYPES):
             f"X has {n_features} features per time step, but {name} is expecting "
             f"{estimator.n_features_in_} features as input."
         )
-    return X_arr
