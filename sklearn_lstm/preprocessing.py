@@ -1,0 +1,574 @@
+"""Preprocessing for sequences: scaling and cutting a series into windows."""
+
+from numbers import Integral
+
+import numpy as np
+from sklearn.base import (
+    BaseEstimator,
+    OneToOneFeatureMixin,
+    TransformerMixin,
+    _fit_context,
+)
+from sklearn.utils._param_validation import Interval, validate_params
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+
+from ._sequences import FLOAT_DTYPES, _check_sequence, is_ragged
+
+__all__ = ["SequenceScaler", "make_windows"]
+
+
+def _is_constant(var, mean, n_samples):
+    """Whether a variance is indistinguishable from 0 for a constant feature.
+
+    The variance of a constant feature, computed in floating point, is rarely
+    exactly 0; this bound on the rounding error of the two-pass algorithm (Chan,
+    Golub and LeVeque) is the one StandardScaler uses, so that both scalers
+    agree on which features are constant. Works elementwise on arrays; a NaN
+    variance (a feature without any value) is not constant.
+    """
+    eps = np.finfo(np.float64).eps
+    return var <= n_samples * eps * var + (n_samples * mean * eps) ** 2
+
+
+def _read_ragged(X, estimator):
+    """Validate a list of sequences for the scaler and stack their time steps.
+
+    Structurally the same reading as for the estimators (every sequence 1D or
+    2D, non-empty, with one common number of features; float32 kept only when
+    every sequence is float32), but NaN is allowed anywhere: for the scaler it
+    is a missing value. Infinity is an error.
+
+    Returns the steps stacked into one new array of shape (n_steps, n_features),
+    the length of every sequence and whether each one was 1D.
+    """
+    if len(X) == 0:
+        raise ValueError("X is an empty list; at least one sequence is required.")
+    arrays, dtypes, one_d = [], set(), []
+    n_features = None
+    for i, seq in enumerate(X):
+        arr, arr_dtype, is_1d = _check_sequence(seq, i, FLOAT_DTYPES, estimator)
+        if n_features is None:
+            n_features = arr.shape[1]
+        elif arr.shape[1] != n_features:
+            raise ValueError(
+                f"Sample {i} of X has {arr.shape[1]} feature(s) per time step, but "
+                f"sample 0 has {n_features}; all sequences must have the same number "
+                "of features."
+            )
+        arrays.append(arr)
+        dtypes.add(arr_dtype)
+        one_d.append(is_1d)
+    lengths = np.fromiter((a.shape[0] for a in arrays), dtype=np.int64, count=len(X))
+    # Concatenating writes every step into a new buffer, which the scaler may
+    # then modify in place: the user's arrays are only read.
+    flat = np.concatenate(
+        arrays, axis=0, dtype=np.result_type(*dtypes), casting="unsafe"
+    )
+    inf = np.isinf(flat).any(axis=1)
+    if inf.any():
+        row = int(np.argmax(inf))
+        offsets = np.cumsum(lengths) - lengths
+        i = int(np.searchsorted(offsets, row, side="right")) - 1
+        raise ValueError(
+            f"Input X contains infinity in sample {i} at time step "
+            f"{row - offsets[i]}. NaN is read as a missing value, but infinity is "
+            "not allowed."
+        )
+    return flat, lengths, one_d
+
+
+def _read_array(X, estimator):
+    """Validate a 2D or 3D X for the scaler: NaN allowed anywhere, not infinity.
+
+    Returns a float array that never shares memory with X, so that the scaler
+    may modify it in place.
+    """
+    values = check_array(
+        X,
+        dtype=FLOAT_DTYPES,
+        allow_nd=True,
+        ensure_all_finite="allow-nan",
+        ensure_min_samples=1,
+        ensure_min_features=1,
+        copy=True,
+        input_name="X",
+        estimator=estimator,
+    )
+    if values.ndim > 3:
+        raise ValueError(
+            "X must be 2D (n_samples, n_timesteps) or 3D (n_samples, n_timesteps, "
+            f"n_features); got an array of shape {values.shape}."
+        )
+    if values.ndim == 3 and (values.shape[1] < 1 or values.shape[2] < 1):
+        raise ValueError(
+            f"X has {values.shape[1]} time step(s) and {values.shape[2]} feature(s) "
+            f"per step (shape={values.shape}); a minimum of 1 of each is required."
+        )
+    return values
+
+
+def _nan_mean_var(steps):
+    """Mean, variance and count of the non-NaN values of every column, in float64.
+
+    A column without any value gets a NaN mean and variance, as in
+    StandardScaler.
+    """
+    missing = np.isnan(steps)
+    counts = steps.shape[0] - np.count_nonzero(missing, axis=0)
+    # 0 / 0 for a column without any value is the intended NaN.
+    with np.errstate(invalid="ignore", divide="ignore"):
+        # Accumulate in float64 whatever the input dtype, as StandardScaler
+        # does: float32 sums over many steps lose too much precision.
+        mean = np.nansum(steps, axis=0, dtype=np.float64) / counts
+        sq = np.square(steps - mean)  # float64, NaN where steps is NaN
+        var = np.nansum(sq, axis=0) / counts
+    return mean, var, counts.astype(np.int64, copy=False)
+
+
+class SequenceScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
+    """Standardize the features of sequences, ignoring the padding.
+
+    Every feature is centred and scaled with the mean and standard deviation it
+    has over all the real time steps of all the sequences. NaN counts as a
+    missing value, as in :class:`~sklearn.preprocessing.StandardScaler`: it
+    takes no part in the statistics and stays NaN in the output. The padding of
+    shorter sequences, being NaN, is thus ignored and stays padding. This is
+    :class:`~sklearn.preprocessing.StandardScaler` applied per feature to the
+    time steps rather than to the samples.
+
+    Parameters
+    ----------
+    with_mean : bool, default=True
+        If True, center the data before scaling.
+
+    with_std : bool, default=True
+        If True, scale the data to unit variance.
+
+    Attributes
+    ----------
+    mean_ : ndarray of shape (n_features,)
+        The mean of each feature over its non-NaN values, in float64. Of shape
+        (1,) for 2D input, whose sequences are univariate. NaN for a feature
+        that has no non-NaN value at all (see the Notes).
+
+    var_ : ndarray of shape (n_features,)
+        The variance of each feature over its non-NaN values, in float64; NaN
+        for a feature without any value.
+
+    scale_ : ndarray of shape (n_features,) or None
+        The standard deviation of each feature, used to scale; 1.0 for a
+        constant feature, which is then only centred, and NaN for a feature
+        without any value. None when ``with_std=False``.
+
+    n_samples_seen_ : int or ndarray of shape (n_features,)
+        The number of non-NaN values each feature's statistics were computed
+        on. As in StandardScaler, an int when every feature has the same count
+        (always the case for 2D input, and for sequences whose only NaN are
+        padding steps, where it is the number of real time steps), otherwise an
+        int64 array of per-feature counts.
+
+    n_features_in_ : int
+        For 3D or ragged X, the number of features per time step; sequences of
+        any length can then be transformed. For 2D X, the number of columns, as
+        for any scikit-learn estimator: X to transform must have as many.
+
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Names of the columns seen during :term:`fit`. Defined only when X is a
+        2D DataFrame whose column names are all strings.
+
+    See Also
+    --------
+    sklearn.preprocessing.StandardScaler : The same for one row per sample.
+    make_windows : Cut a series into windows of equal length.
+
+    Notes
+    -----
+    X can take three forms, and every method returns its result in the form of
+    its input:
+
+    * a list of sequences, each of shape ``(n_timesteps_i, n_features)`` or
+      ``(n_timesteps_i,)`` (univariate), of any lengths; the output has the
+      same lengths;
+    * a 3D array ``(n_samples, n_timesteps, n_features)`` in which shorter
+      sequences are right-padded with time steps that are NaN in every feature;
+    * a 2D array ``(n_samples, n_timesteps)`` of univariate sequences, padded the
+      same way. All the values share one mean and one standard deviation.
+
+    A model fitted on 2D input transforms 2D input; one fitted on 3D or ragged
+    input transforms either of these.
+
+    **NaN.** Like StandardScaler, and unlike the LSTM estimators, the scaler
+    treats every NaN as a missing value: it is left out of the statistics of
+    its feature and is NaN again in the output of ``transform`` and
+    ``inverse_transform``, wherever it is. For padding (time steps NaN in every
+    feature) this gives exactly the padding semantics: the padding takes no
+    part in the statistics and stays padding. Any other NaN (inside a
+    sequence, or in only some features of a step) is kept where it is rather
+    than rejected, so that the scaler composes with scikit-learn tools that
+    pass NaN through; deciding whether such data can be used is left to the
+    model. The LSTM estimators of this package enforce the padding rule and
+    reject any NaN that is not a trailing padding step with an error naming the
+    sample and time step. Infinity is always an error.
+
+    A feature with no non-NaN value at all in fit gets, as in StandardScaler, a
+    NaN mean, variance and scale, so that ``transform`` makes all its values
+    NaN; no error or warning is raised.
+
+    Pandas or polars output (``set_output``) only fits 2D input.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_lstm.preprocessing import SequenceScaler
+    >>> X = [np.array([[0.0, 10.0], [2.0, 30.0]]), np.array([[4.0, 20.0]])]
+    >>> scaler = SequenceScaler().fit(X)
+    >>> scaler.mean_
+    array([ 2., 20.])
+    >>> scaler.n_samples_seen_
+    3
+    >>> Xt = scaler.transform(X)
+    >>> [x.round(3) for x in Xt]
+    [array([[-1.225, -1.225],
+           [ 0.   ,  1.225]]), array([[1.225, 0.   ]])]
+
+    Padded arrays keep their padding:
+
+    >>> X_padded = np.array([[0.0, 2.0], [4.0, np.nan]])
+    >>> SequenceScaler().fit_transform(X_padded).round(3)
+    array([[-1.225,  0.   ],
+           [ 1.225,    nan]])
+
+    A NaN anywhere else is a missing value, left out and kept:
+
+    >>> X = [np.array([[0.0, np.nan], [2.0, 30.0]]), np.array([[4.0, 10.0]])]
+    >>> scaler = SequenceScaler().fit(X)
+    >>> scaler.mean_
+    array([ 2., 20.])
+    >>> scaler.n_samples_seen_
+    array([3, 2])
+    >>> scaler.transform(X)[0].round(3)
+    array([[-1.225,    nan],
+           [ 0.   ,  1.   ]])
+    """
+
+    _parameter_constraints: dict = {
+        "with_mean": ["boolean"],
+        "with_std": ["boolean"],
+    }
+
+    def __init__(self, *, with_mean=True, with_std=True):
+        self.with_mean = with_mean
+        self.with_std = with_std
+
+    def _validate(self, X, *, reset, check_names=True):
+        """X read into a new float array, checked against the fitted form.
+
+        Returns ``(values, form, restore)``: ``values`` is the stacked steps
+        ``(n_steps, n_features)`` of a ragged X, or the 2D or 3D array; ``form``
+        is "ragged", "2d" or "3d"; ``restore`` turns an array like ``values``
+        back into the form of X.
+        """
+        if is_ragged(X):
+            values, lengths, one_d = _read_ragged(X, self)
+            form = "ragged"
+
+            def restore(out):
+                # Disjoint views of ``out``, which belongs to the caller.
+                pieces = np.split(out, np.cumsum(lengths)[:-1])
+                return [p[:, 0] if d else p for p, d in zip(pieces, one_d)]
+
+        else:
+            values = _read_array(X, self)
+            form = f"{values.ndim}d"
+
+            def restore(out):
+                return out
+
+        two_d = form == "2d"
+        name = type(self).__name__
+        if not reset and two_d != (self._fitted_form == "2d"):
+            fitted = (
+                f"2D input with {self.n_features_in_} time steps"
+                if self._fitted_form == "2d"
+                else f"3D or ragged input with {self.n_features_in_} feature(s) per "
+                "time step"
+            )
+            raise ValueError(
+                f"X is {'2D' if two_d else '3D or ragged'} but this {name} was "
+                f"fitted on {fitted}; pass X in the same form as in fit."
+            )
+        if two_d:
+            if check_names:
+                # scikit-learn's own checks of the number of columns and of the
+                # feature names; X itself was validated above.
+                validate_data(self, X, reset=reset, skip_check_array=True)
+            elif values.shape[1] != self.n_features_in_:
+                raise ValueError(
+                    f"X has {values.shape[1]} features, but {name} is expecting "
+                    f"{self.n_features_in_} features as input."
+                )
+        else:
+            n_features = values.shape[-1]
+            if reset:
+                self.n_features_in_ = n_features
+                # A refit on sequences must not keep the names of a 2D fit.
+                if hasattr(self, "feature_names_in_"):
+                    del self.feature_names_in_
+            elif n_features != self.n_features_in_:
+                raise ValueError(
+                    f"X has {n_features} features per time step, but {name} is "
+                    f"expecting {self.n_features_in_} features as input."
+                )
+        if reset:
+            self._fitted_form = form
+        return values, form, restore
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Compute the mean and standard deviation of every feature.
+
+        Parameters
+        ----------
+        X : list of array-like, or array-like of shape (n_samples, n_timesteps, \
+                n_features) or (n_samples, n_timesteps)
+            Sequences, as a list or NaN-padded (see the Notes of the class). NaN
+            values are missing values, ignored.
+
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : object
+            Fitted scaler.
+        """
+        values, form, _ = self._validate(X, reset=True)
+        # A 2D X holds univariate sequences: one feature, every value a step.
+        n_features = 1 if form == "2d" else values.shape[-1]
+        steps = values.reshape(-1, n_features)  # only read: a view or a copy
+        self.mean_, self.var_, counts = _nan_mean_var(steps)
+        if (counts == counts[0]).all():
+            self.n_samples_seen_ = int(counts[0])
+        else:
+            self.n_samples_seen_ = counts
+        if self.with_std:
+            scale = np.sqrt(self.var_)
+            scale[_is_constant(self.var_, self.mean_, counts)] = 1.0
+            self.scale_ = scale
+        else:
+            self.scale_ = None
+        return self
+
+    def transform(self, X):
+        """Standardize sequences.
+
+        Parameters
+        ----------
+        X : list of array-like, or array-like of shape (n_samples, n_timesteps, \
+                n_features) or (n_samples, n_timesteps)
+            Sequences in the form used in fit (a list and a 3D array are
+            interchangeable); their lengths need not be those seen in fit.
+
+        Returns
+        -------
+        X_tr : list of ndarray, or ndarray
+            The standardized sequences, in the form of X: a list of arrays of the
+            same shapes for a list, an array of the same shape for an array, with
+            NaN exactly where X has NaN. float32 input gives float32 output.
+        """
+        check_is_fitted(self)
+        values, _, restore = self._validate(X, reset=False)
+        # ``values`` is a new array owned here, so it is safe to work in place;
+        # NaN (padding or missing) stays NaN through the arithmetic.
+        if self.with_mean:
+            values -= self.mean_
+        if self.with_std:
+            values /= self.scale_
+        return restore(values)
+
+    def inverse_transform(self, X):
+        """Undo the standardization.
+
+        Parameters
+        ----------
+        X : list of array-like, or array-like of shape (n_samples, n_timesteps, \
+                n_features) or (n_samples, n_timesteps)
+            Standardized sequences, in the form used in fit.
+
+        Returns
+        -------
+        X_original : list of ndarray, or ndarray
+            The sequences in the original units, in the form of X, with NaN
+            exactly where X has NaN.
+        """
+        check_is_fitted(self)
+        # The output of transform is a plain array: like StandardScaler, do not
+        # ask it for the feature names of a DataFrame seen in fit.
+        values, _, restore = self._validate(X, reset=False, check_names=False)
+        if self.with_std:
+            values *= self.scale_
+        if self.with_mean:
+            values += self.mean_
+        return restore(values)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # NaN is a missing value (the padding of shorter sequences among them):
+        # ignored in fit and kept by transform, as in StandardScaler.
+        tags.input_tags.allow_nan = True
+        tags.input_tags.three_d_array = True
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
+
+def _is_index(c):
+    # A bool is an Integral, but surely not meant as a column index.
+    return isinstance(c, Integral) and not isinstance(c, bool)
+
+
+def _check_target(target, n_columns):
+    """The target columns as a list of ints, and whether y keeps a column axis."""
+    if target is None:
+        return list(range(n_columns)), True
+    if _is_index(target):
+        columns, keep_axis = [target], False
+    else:
+        columns = list(target) if np.ndim(target) == 1 else []
+        keep_axis = True
+        if not columns or not all(_is_index(c) for c in columns):
+            raise ValueError(
+                "target must be None, a column index or a non-empty list of column "
+                f"indices; got {target!r}."
+            )
+    for c in columns:
+        if not 0 <= c < n_columns:
+            raise ValueError(
+                f"target column {c} is out of range for a series with {n_columns} "
+                f"column(s); use an index from 0 to {n_columns - 1}."
+            )
+    return [int(c) for c in columns], keep_axis
+
+
+@validate_params(
+    {
+        "series": ["array-like"],
+        "window": [Interval(Integral, 1, None, closed="left")],
+        "horizon": [Interval(Integral, 1, None, closed="left")],
+        "target": [None, Integral, "array-like"],
+        "step": [Interval(Integral, 1, None, closed="left")],
+    },
+    prefer_skip_nested_validation=True,
+)
+def make_windows(series, window, horizon=1, target=None, step=1):
+    """Cut a time series into windows of past values and the values that follow.
+
+    Window ``i`` holds ``series[i * step : i * step + window]`` and its target is
+    the ``horizon`` steps right after it,
+    ``series[i * step + window : i * step + window + horizon]``, so that a model
+    fitted on ``(X, y)`` learns to forecast ``horizon`` steps ahead.
+
+    Parameters
+    ----------
+    series : array-like of shape (n_steps,) or (n_steps, n_columns)
+        A univariate or multivariate time series, with finite values.
+
+    window : int
+        Number of time steps in each window. At least 1.
+
+    horizon : int, default=1
+        Number of steps after each window to forecast. At least 1.
+
+    target : int, list of int or None, default=None
+        The columns to forecast: a column index gives a 1D target per step, a
+        list of column indices keeps a column axis (even for one index), and
+        None forecasts every column (the one column of a 1D series counting as
+        a single column).
+
+    step : int, default=1
+        Number of time steps between the starts of consecutive windows.
+
+    Returns
+    -------
+    X : ndarray of shape (n_windows, window, n_columns)
+        The windows; ``n_columns`` is 1 for a 1D series. Here
+        ``n_windows = (n_steps - window - horizon) // step + 1``.
+
+    y : ndarray of shape (n_windows,), (n_windows, horizon) or \
+            (n_windows, horizon * n_targets)
+        The values to forecast, where ``n_targets`` is the number of target
+        columns:
+
+        * ``(n_windows,)`` with one target column and ``horizon=1``; one target
+          column is a 1D series with ``target=None``, or ``target`` an int;
+        * ``(n_windows, horizon)`` with one target column and ``horizon > 1``;
+        * ``(n_windows, horizon * n_targets)`` otherwise, i.e. for a 2D series
+          with ``target=None`` (``n_targets = n_columns``) or a list ``target``
+          (``n_targets = len(target)``); ``(n_windows, n_targets)`` when
+          ``horizon=1``. The columns are step-major: ``y[:, h * n_targets + k]``
+          is target column ``k`` at step ``h`` after the window (``h`` from 0).
+
+        X and y are float64, or float32 if the series is float32. Both are new
+        arrays: changing them never changes the series.
+
+    Raises
+    ------
+    ValueError
+        If the series has fewer than ``window + horizon`` steps, contains NaN or
+        infinity, is not 1D or 2D, or if ``target`` names a column it lacks.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_lstm.preprocessing import make_windows
+    >>> X, y = make_windows(np.arange(6.0), window=3)
+    >>> X.shape
+    (3, 3, 1)
+    >>> X[:, :, 0]
+    array([[0., 1., 2.],
+           [1., 2., 3.],
+           [2., 3., 4.]])
+    >>> y
+    array([3., 4., 5.])
+
+    Two columns, forecasting both two steps ahead, one window every 2 steps:
+
+    >>> series = np.column_stack([np.arange(7.0), 10 * np.arange(7.0)])
+    >>> X, y = make_windows(series, window=2, horizon=2, step=2)
+    >>> X.shape
+    (2, 2, 2)
+    >>> y
+    array([[ 2., 20.,  3., 30.],
+           [ 4., 40.,  5., 50.]])
+    """
+    series = check_array(
+        series,
+        dtype=FLOAT_DTYPES,
+        ensure_2d=False,
+        ensure_all_finite=True,
+        input_name="series",
+    )
+    one_d = series.ndim == 1
+    if one_d:
+        series = series[:, np.newaxis]
+    n_steps, n_columns = series.shape
+    columns, keep_axis = _check_target(target, n_columns)
+    if one_d and target is None:
+        keep_axis = False
+    if n_steps < window + horizon:
+        raise ValueError(
+            f"The series (length {n_steps}) is too short for window + horizon = "
+            f"{window} + {horizon} = {window + horizon} steps."
+        )
+    n_windows = (n_steps - window - horizon) // step + 1
+    starts = np.arange(n_windows)[:, np.newaxis] * step
+    # Fancy indexing copies, so neither X nor y aliases the user's series.
+    X = series[starts + np.arange(window)]
+    y = series[starts + window + np.arange(horizon)][:, :, columns]
+    if keep_axis:
+        # (n_windows, horizon, n_targets) -> step-major columns.
+        y = y.reshape(n_windows, horizon * len(columns))
+    else:
+        y = y[:, :, 0]
+        if horizon == 1:
+            y = y[:, 0]
+    return X, y
