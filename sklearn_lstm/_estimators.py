@@ -29,8 +29,9 @@ _SHARED_PARAMETERS = """hidden_layer_sizes : int or sequence of int, default=(10
 
     alpha : float, default=0.0001
         Strength of the L2 penalty ``alpha / (2 * n) * sum ||W||^2`` over kernels,
-        recurrent kernels and output weights (not biases), ``n`` being the number of
-        samples in the mini-batch, as in MLP.
+        recurrent kernels and output weights (not biases), added to each
+        mini-batch's loss, ``n`` being the sum of the mini-batch's sample weights
+        (its number of samples without ``sample_weight``), as in MLP.
 
     batch_size : int or "auto", default="auto"
         Size of the mini-batches; ``"auto"`` is ``min(200, n_samples)``. Larger
