@@ -1,0 +1,916 @@
+"""Training and prediction speed of sklearn_lstm against PyTorch, side by side.
+
+What is measured, through the public estimator ``LSTMRegressor`` on one side and
+``torch.nn.LSTM(batch_first=True)`` + ``nn.Linear`` on the last step on the other
+(Adam with our default hyperparameters, MSE loss, float32, the same batch size,
+shuffled mini-batches, both libraries on all the cores of the machine):
+
+1. Seconds per training epoch on four workloads W1..W4, ours, torch and the ratio
+   ours / torch, with their geometric mean and the worst ratio. Each side gets a
+   1-epoch warm-up, then ``fit`` runs a few epochs and the time is divided by the
+   number of epochs; the best of a few repeats is kept, ours and torch repeats
+   interleaved so that background load hits both alike. When our estimator has a
+   ``max_grad_norm`` parameter, torch clips its gradients to our default norm with
+   ``torch.nn.utils.clip_grad_norm_``, so that both do the same work.
+2. W2's floor: its matrix-multiply FLOPs per epoch divided by this machine's
+   float32 GEMM rate (large square numpy sgemm), and ours / floor.
+3. Prediction throughput (samples/s) on each workload's full data set, right
+   after training: ours ``predict`` against torch's forward pass under
+   ``torch.no_grad()``.
+4. float64 / float32 time per epoch for ours.
+5. Peak memory of a 1-epoch fit on long sequences (T=1000), each measured in a
+   fresh subprocess as the growth of the peak RSS over the RSS after imports and
+   data creation; ours at two batch sizes and two data-set sizes shows that the
+   peak grows with the batch, not with the data set.
+6. ``benchmarks/speed.png``: time per epoch against T and against H, ours and
+   torch (skipped with ``--no-plot``).
+
+How: every configuration (ours float32, torch, ours float64) of every workload
+runs in a fresh worker process of its own, driven by this script through JSON
+lines on its stdin and stdout. The speed of a NumPy program depends on the history
+of its process: once large arrays have been freed, glibc keeps more memory
+instead of returning it to the system, and later temporaries skip their page
+faults. Fresh, separate processes measure each library as a user's new process
+would see it, whatever ran before in this script and whatever the other library
+does to the allocator. Each timed call follows a short idle pause: the BLAS and
+OpenMP threads of the worker that ran last keep spinning for a while after their
+work, and would slow down the next worker on the same cores.
+
+Run from the repository root::
+
+    python benchmarks/bench_speed.py                  # full run, a few minutes
+    python benchmarks/bench_speed.py --quick          # tiny sizes, smoke test
+    python benchmarks/bench_speed.py --only W1,W2 --no-plot
+
+Timings depend on whatever else runs on the machine; the load average is printed
+at the start and the end. Without PyTorch our numbers are printed alone
+(``pip install torch==2.13.0`` for the comparison).
+
+sklearn and sklearn_lstm are imported where they are used, so that the torch
+workers start without them.
+"""
+
+import argparse
+import dataclasses
+import importlib.metadata
+import json
+import math
+import os
+import platform
+import resource
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+SCRIPT = Path(__file__).resolve()
+N_THREADS = (
+    len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+)
+TORCH_PIN = "torch==2.13.0"
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    n_samples: int
+    n_timesteps: int
+    n_features: int
+    n_hidden: int
+    batch_size: int
+
+    def describe(self):
+        return (
+            f"N={self.n_samples} T={self.n_timesteps} F={self.n_features} "
+            f"H={self.n_hidden} B={self.batch_size}"
+        )
+
+
+WORKLOADS = (
+    Workload("W1", 4096, 20, 4, 32, 128),
+    Workload("W2", 2048, 50, 8, 64, 64),
+    Workload("W3", 1024, 100, 16, 128, 32),
+    Workload("W4", 512, 200, 1, 32, 32),
+)
+FLOOR_WORKLOAD = "W2"
+
+# Long sequences for the memory measurement, at these (n_samples, batch_size).
+MEMORY_BASE = Workload("mem", 256, 1000, 4, 64, 32)
+MEMORY_CASES = ((256, 32), (256, 128), (1024, 32))
+
+# The plot's sweeps: T at the base H, then H at the base T.
+SWEEP_BASE = Workload("sweep", 1024, 50, 8, 64, 64)
+SWEEP_T = (10, 25, 50, 100, 200)
+SWEEP_H = (16, 32, 64, 128, 256)
+
+# The configurations timed on each workload: name -> (library, dtype).
+CONFIGS = {
+    "ours": ("ours", "float32"),
+    "torch": ("torch", "float32"),
+    "ours float64": ("ours", "float64"),
+}
+
+
+@dataclass(frozen=True)
+class Timing:
+    epochs: int  # epochs per timed fit
+    repeats: int  # best of this many interleaved repeats
+    # Idle seconds before each timed call, for the thread pools of the worker that
+    # ran last to stop spinning: they would steal the cores from the next one.
+    pause: float
+
+
+@dataclass(frozen=True)
+class Settings:
+    timing: Timing = Timing(epochs=3, repeats=3, pause=0.3)
+    sweep: Timing = Timing(epochs=2, repeats=3, pause=0.3)
+    gemm_size: int = 2048
+    quick: bool = False
+
+
+QUICK = Settings(
+    timing=Timing(epochs=1, repeats=2, pause=0.0),
+    sweep=Timing(epochs=1, repeats=1, pause=0.0),
+    gemm_size=512,
+    quick=True,
+)
+
+
+def quick_sizes(workloads):
+    """Tiny versions of the workloads, memory cases and sweeps, for ``--quick``."""
+    small = [
+        replace(w, n_samples=128, n_timesteps=min(w.n_timesteps, 12)) for w in workloads
+    ]
+    memory = (replace(MEMORY_BASE, n_timesteps=50), ((64, 8), (64, 32), (256, 8)))
+    sweeps = (
+        replace(SWEEP_BASE, n_samples=64, n_hidden=16, n_timesteps=10),
+        (5, 20),
+        (8, 32),
+    )
+    return small, memory, sweeps
+
+
+# --------------------------------------------------------------------- helpers
+def make_data(workload, dtype="float32", seed=0):
+    """Random sequences X (N, T, F) and targets y (N,) of the given dtype."""
+    rng = np.random.default_rng(seed)
+    shape = (workload.n_samples, workload.n_timesteps, workload.n_features)
+    X = rng.standard_normal(shape, dtype=np.float32).astype(dtype, copy=False)
+    y = rng.standard_normal(workload.n_samples, dtype=np.float32)
+    return X, y.astype(dtype, copy=False)
+
+
+def seconds(fn):
+    """Wall-clock seconds of one call of fn()."""
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def best_interleaved(runners, repeats, warmups=None, pause=0.0):
+    """Lowest result of each runner over ``repeats`` interleaved rounds.
+
+    ``runners`` maps names to zero-argument callables returning seconds; each of
+    ``warmups`` (default: the runners themselves) is called once first, untimed.
+    Every call comes after ``pause`` idle seconds.
+    """
+    for warmup in (warmups or runners).values():
+        time.sleep(pause)
+        warmup()
+    best = dict.fromkeys(runners, math.inf)
+    for _ in range(repeats):
+        for name, run in runners.items():
+            time.sleep(pause)
+            best[name] = min(best[name], run())
+    return best
+
+
+def geometric_mean(values):
+    return math.exp(sum(math.log(v) for v in values) / len(values))
+
+
+def ratio(a, b):
+    return None if a is None or b is None else a / b
+
+
+def fmt_s(x):
+    return "n/a" if x is None else f"{x:.4f}" if x < 1 else f"{x:.3f}"
+
+
+def fmt_rate(n, s):
+    """n items in s seconds, as items per second."""
+    return "n/a" if s is None else f"{n / s:,.0f}"
+
+
+def fmt_ratio(x):
+    return "n/a" if x is None else f"{x:.2f}"
+
+
+def print_table(headers, rows):
+    """A markdown table with right-aligned columns."""
+    cells = [[str(c) for c in headers]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[k]) for row in cells) for k in range(len(headers))]
+
+    def line(row):
+        padded = (c.rjust(w) for c, w in zip(row, widths, strict=True))
+        return "| " + " | ".join(padded) + " |"
+
+    print(line(cells[0]))
+    print("|" + "|".join("-" * (w + 1) + ":" for w in widths) + "|")
+    for row in cells[1:]:
+        print(line(row))
+    print()
+
+
+_START = time.perf_counter()
+
+
+def progress(message):
+    elapsed = time.perf_counter() - _START
+    print(f"... {elapsed:4.0f} s: {message}", file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------ the models
+def our_defaults():
+    return load_ours()().get_params()
+
+
+def adam_settings():
+    """Our Adam hyperparameters, for torch.optim.Adam."""
+    p = our_defaults()
+    return {
+        "lr": p["learning_rate_init"],
+        "betas": (p["beta_1"], p["beta_2"]),
+        "eps": p["epsilon"],
+    }
+
+
+def load_ours():
+    from sklearn_lstm import LSTMRegressor
+
+    return LSTMRegressor
+
+
+def fit_ours(X, y, workload, epochs):
+    from sklearn.exceptions import ConvergenceWarning
+
+    est = load_ours()(
+        hidden_layer_sizes=workload.n_hidden,
+        batch_size=workload.batch_size,
+        max_iter=epochs,
+        alpha=0.0,
+        early_stopping=False,
+        tol=0.0,
+        n_iter_no_change=np.inf,
+        random_state=0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return est.fit(X, y)
+
+
+def load_torch():
+    import torch
+
+    torch.set_num_threads(N_THREADS)
+    return torch
+
+
+def make_torch_model(torch, n_features, n_hidden):
+    nn = torch.nn
+
+    class LastStepLSTM(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = nn.LSTM(n_features, n_hidden, batch_first=True)
+            self.head = nn.Linear(n_hidden, 1)
+
+        def forward(self, x):
+            return self.head(self.lstm(x)[0][:, -1])
+
+    return LastStepLSTM()
+
+
+def fit_torch(torch, X, y, workload, epochs, max_grad_norm, adam):
+    """Train like our fit: Adam, shuffled mini-batches, optional clipping."""
+    torch.manual_seed(0)
+    model = make_torch_model(torch, X.shape[2], workload.n_hidden)
+    optimizer = torch.optim.Adam(model.parameters(), **adam)
+    loss_fn = torch.nn.MSELoss()
+    n_samples, batch_size = X.shape[0], workload.batch_size
+    for _ in range(epochs):
+        order = torch.randperm(n_samples)
+        for start in range(0, n_samples, batch_size):
+            idx = order[start : start + batch_size]
+            optimizer.zero_grad()
+            loss = loss_fn(model(X[idx]), y[idx])
+            loss.backward()
+            if max_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+            optimizer.step()
+    return model
+
+
+# ------------------------------------------------------------------- backends
+class Backend:
+    """Timed tasks of one library in one dtype, run inside a worker process.
+
+    Keeps the data set and the fitted model of the latest workload, so that
+    repeated requests on it time only the work itself.
+    """
+
+    def __init__(self, dtype):
+        self.dtype = dtype
+        self._data, self._model = {}, {}
+
+    def data(self, workload):
+        if workload not in self._data:
+            self._data = {workload: self.make_data(workload)}
+        return self._data[workload]
+
+    def train(self, workload, epochs):
+        """Seconds per epoch of a fit of ``epochs`` epochs."""
+        X, y = self.data(workload)
+        return seconds(lambda: self.fit(X, y, workload, epochs)) / epochs
+
+    def predict(self, workload):
+        """Seconds to predict the full data set (after a 1-epoch fit, untimed)."""
+        X, y = self.data(workload)
+        if workload not in self._model:
+            self._model = {workload: self.fit(X, y, workload, epochs=1)}
+        model = self._model[workload]
+        return seconds(lambda: self.forward(model, X))
+
+
+class OursBackend(Backend):
+    def __init__(self, dtype, clip, adam):
+        super().__init__(dtype)
+        load_ours()  # import now, not inside the first measurement
+
+    def make_data(self, workload):
+        return make_data(workload, self.dtype)
+
+    fit = staticmethod(fit_ours)
+
+    @staticmethod
+    def forward(model, X):
+        return model.predict(X)
+
+
+class TorchBackend(Backend):
+    def __init__(self, dtype, clip, adam):
+        super().__init__(dtype)
+        self.torch = load_torch()
+        self.clip, self.adam = clip, adam
+
+    def make_data(self, workload):
+        X, y = make_data(workload, self.dtype)
+        return self.torch.from_numpy(X), self.torch.from_numpy(y.reshape(-1, 1))
+
+    def fit(self, X, y, workload, epochs):
+        return fit_torch(self.torch, X, y, workload, epochs, self.clip, self.adam)
+
+    def forward(self, model, X):
+        with self.torch.no_grad():
+            return model(X)
+
+
+BACKENDS = {"ours": OursBackend, "torch": TorchBackend}
+
+
+def make_backend(spec):
+    return BACKENDS[spec["impl"]](spec["dtype"], spec["clip"], spec["adam"])
+
+
+def serve(spec):
+    """Worker process: answer one JSON request per line of stdin."""
+    backend = make_backend(spec)
+    for line in sys.stdin:
+        request = json.loads(line)
+        task = request.pop("task")
+        if "workload" in request:
+            request["workload"] = Workload(**request["workload"])
+        print(json.dumps(getattr(backend, task)(**request)), flush=True)
+
+
+def worker_spec(impl, dtype, clip):
+    return {"impl": impl, "dtype": dtype, "clip": clip, "adam": adam_settings()}
+
+
+class Worker:
+    """A fresh subprocess running one backend (``serve``)."""
+
+    def __init__(self, spec):
+        self.spec = spec
+        self._proc = subprocess.Popen(
+            [sys.executable, str(SCRIPT), "--_worker", json.dumps(spec)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def call(self, task, **kwargs):
+        if "workload" in kwargs:
+            kwargs["workload"] = dataclasses.asdict(kwargs["workload"])
+        self._proc.stdin.write(json.dumps({"task": task, **kwargs}) + "\n")
+        self._proc.stdin.flush()
+        answer = self._proc.stdout.readline()
+        if not answer:
+            raise RuntimeError(f"the {self.spec['impl']} worker died; see above")
+        return json.loads(answer)
+
+    def close(self):
+        """Ask the worker to exit (``wait`` for it)."""
+        self._proc.stdin.close()
+
+    def wait(self):
+        self._proc.wait()
+
+
+@contextmanager
+def fresh_workers(configs, clip):
+    """One new worker per configuration ``{name: (library, dtype)}``."""
+    workers = {
+        name: Worker(worker_spec(impl, dtype, clip))
+        for name, (impl, dtype) in configs.items()
+    }
+    try:
+        yield workers
+    finally:
+        for worker in workers.values():
+            worker.close()
+        for worker in workers.values():  # exiting concurrently
+            worker.wait()
+
+
+# ------------------------------------------------------------------- measures
+def best_times(workers, timing, warmup, timed):
+    """Best seconds per worker of the ``timed`` request, after ``warmup`` once."""
+    runners = {name: partial(w.call, **timed) for name, w in workers.items()}
+    warmups = {name: partial(w.call, **warmup) for name, w in workers.items()}
+    return best_interleaved(runners, timing.repeats, warmups, timing.pause)
+
+
+def measure(workload, configs, clip, timing, predict=True):
+    """Seconds per epoch of each configuration, and seconds to predict.
+
+    Returns ``(train, predict)``: dicts keyed by configuration name; ``predict``
+    covers the float32 ones, timed in the same workers right after training.
+    """
+    with fresh_workers(configs, clip) as workers:
+        train = best_times(
+            workers,
+            timing,
+            warmup={"task": "train", "workload": workload, "epochs": 1},
+            timed={"task": "train", "workload": workload, "epochs": timing.epochs},
+        )
+        times = {}
+        if predict:
+            float32 = {n: w for n, w in workers.items() if configs[n][1] == "float32"}
+            request = {"task": "predict", "workload": workload}
+            times = best_times(float32, timing, warmup=request, timed=request)
+    return train, times
+
+
+def sgemm_rate(n, repeats=5):
+    """Best float32 FLOP/s of an (n, n) @ (n, n) numpy matmul."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n, n), dtype=np.float32)
+    b = rng.standard_normal((n, n), dtype=np.float32)
+    a @ b  # warm-up
+    return 2 * n**3 / min(seconds(lambda: a @ b) for _ in range(repeats))
+
+
+def lstm_matmul_flops(workload):
+    """Matrix-multiply FLOPs of one training epoch of a one-layer LSTM.
+
+    Forward: input projection 2NT*F*4H, recurrence 2NT*H*4H. Backward: kernel
+    gradient 2NT*F*4H, recurrent-kernel gradient 2NT*H*4H, and the gradient through
+    the recurrence 2NT*4H*H; the first layer needs no input gradient and the dense
+    head is negligible.
+    """
+    w = workload
+    per_unit = 2 * w.n_samples * w.n_timesteps * 4 * w.n_hidden
+    return per_unit * (2 * w.n_features + 3 * w.n_hidden)
+
+
+# ---------------------------------------------------------------------- memory
+def rss_mib():
+    """Current resident set size in MiB (Linux)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def peak_rss_mib():
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return maxrss / 2**20 if sys.platform == "darwin" else maxrss / 2**10
+
+
+def reset_peak_rss():
+    """Reset the kernel's peak-RSS mark (Linux >= 4.0); False if impossible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def memory_child(spec, workload):
+    """Fresh subprocess: print the peak RSS growth of one 1-epoch fit, as JSON."""
+    backend = make_backend(spec)
+    X, y = backend.data(workload)
+    reset = reset_peak_rss()  # forget the peaks of the imports and data creation
+    baseline = rss_mib()
+    backend.fit(X, y, workload, epochs=1)
+    print(json.dumps({"growth_mib": peak_rss_mib() - baseline, "peak_reset": reset}))
+
+
+def measure_memory(impl, workload, clip):
+    """Peak RSS growth (MiB) of a 1-epoch float32 fit, in a fresh subprocess."""
+    child = {"spec": worker_spec(impl, "float32", clip), "workload": workload.__dict__}
+    cmd = [sys.executable, str(SCRIPT), "--_memory-child", json.dumps(child)]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------------- report
+def git_state():
+    def git(*args):
+        return subprocess.run(
+            ["git", *args],
+            cwd=SCRIPT.parent,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+
+    try:
+        dirty = " with uncommitted changes" if git("status", "--porcelain") else ""
+        return git("rev-parse", "--short", "HEAD") + dirty
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def blas_description():
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "unknown"
+    infos = [i for i in threadpool_info() if i.get("user_api") == "blas"]
+    described = [
+        f"{i['internal_api']} {i.get('version')} ({i['num_threads']} threads)"
+        for i in infos
+    ]
+    return ", ".join(described) or "unknown"
+
+
+def load_average():
+    return "/".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def cpu_seconds():
+    """CPU seconds used so far by the whole machine and by this run (us and our
+    finished subprocesses); the machine's is None without /proc/stat."""
+    ours = sum(
+        r.ru_utime + r.ru_stime
+        for r in map(
+            resource.getrusage, (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+        )
+    )
+    try:
+        with open("/proc/stat") as f:
+            user, nice, system, _, _, irq, softirq = map(int, f.readline().split()[1:8])
+    except (OSError, ValueError):
+        return None, ours
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK"), ours
+
+
+def others_cpu_share(before, after, wall):
+    """Share of the machine's cores that other processes used between two
+    ``cpu_seconds()`` readings ``wall`` seconds apart; None if unknown."""
+    if before[0] is None or after[0] is None:
+        return None
+    others = (after[0] - before[0]) - (after[1] - before[1])
+    return max(others, 0.0) / (wall * N_THREADS)
+
+
+def torch_version():
+    """The installed torch's version, without importing it; None if absent."""
+    try:
+        return importlib.metadata.version("torch")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def print_header(torch, settings, clip):
+    import sklearn
+
+    import sklearn_lstm
+
+    print("# sklearn-lstm vs PyTorch: training and prediction speed\n")
+    print(f"command: {shlex.join([sys.executable, *sys.argv])}")
+    print(f"date: {time.strftime('%Y-%m-%d %H:%M:%S %z')}")
+    print(
+        f"machine: {platform.system()} {platform.machine()}, {cpu_model()}, "
+        f"{N_THREADS} usable cores"
+    )
+    print(f"load average at start (1/5/15 min): {load_average()}")
+    if os.getloadavg()[0] > 0.5 * N_THREADS:
+        print("WARNING: the machine is busy; the timings below will be noisy")
+    print(
+        f"python {platform.python_version()}, numpy {np.__version__}, "
+        f"scikit-learn {sklearn.__version__}"
+    )
+    print(f"sklearn_lstm {sklearn_lstm.__version__} (git {git_state()})")
+    print(f"BLAS libraries loaded: {blas_description()}")
+    if torch is None:
+        print(f"torch: NOT INSTALLED, our numbers alone (pip install {TORCH_PIN})")
+    else:
+        note = "" if torch.startswith("2.13.") else f" (the target is {TORCH_PIN})"
+        print(f"torch {torch}{note}, torch.set_num_threads({N_THREADS})")
+    if clip is None:
+        print("gradient clipping: none (no max_grad_norm parameter in ours, or None)")
+    else:
+        torch_clip = f", torch clip_grad_norm_(max_norm={clip})" if torch else ""
+        print(f"gradient clipping: ours max_grad_norm={clip} (its default){torch_clip}")
+    print("each configuration of each workload runs in a fresh worker process")
+    t = settings.timing
+    print(
+        f"timing: {t.epochs} epoch(s) per fit after a 1-epoch warm-up, best of "
+        f"{t.repeats} interleaved repeats, {t.pause} s idle before each call"
+        + ("; --quick: TINY SIZES, NOT REPRESENTATIVE" if settings.quick else "")
+    )
+    print()
+
+
+def report_training(workloads, results):
+    print("## 1. Training time per epoch (float32)\n")
+    rows, ratios = [], []
+    for w in workloads:
+        train = results[w.name][0]
+        ours, theirs = train["ours"], train.get("torch")
+        r = ratio(ours, theirs)
+        if r is not None:
+            ratios.append((r, w.name))
+        rows.append([w.name, w.describe(), fmt_s(ours), fmt_s(theirs), fmt_ratio(r)])
+    headers = ["workload", "shape", "ours s/epoch", "torch s/epoch", "ours/torch"]
+    print_table(headers, rows)
+    if ratios:
+        worst, worst_name = max(ratios)
+        mean = geometric_mean([r for r, _ in ratios])
+        print(
+            f"geometric mean of ours/torch: {mean:.2f}; "
+            f"worst: {worst:.2f} ({worst_name})\n"
+        )
+
+
+def report_floor(workload, ours, settings):
+    """``ours``: our measured seconds per epoch on ``workload``."""
+    print(f"## 2. {workload.name}'s floor from this machine's float32 GEMM rate\n")
+    rate = sgemm_rate(settings.gemm_size)
+    flops = lstm_matmul_flops(workload)
+    floor = flops / rate
+    n = settings.gemm_size
+    print(f"numpy sgemm {n}x{n}, best of 5: {rate / 1e9:.1f} GFLOP/s")
+    print(
+        f"{workload.name} matmul FLOPs per epoch: {flops / 1e9:.2f} GFLOP "
+        f"-> floor {fmt_s(floor)} s"
+    )
+    print(f"ours {fmt_s(ours)} s/epoch = {ours / floor:.1f} x the floor\n")
+
+
+def report_predict(workloads, results):
+    print("## 3. Prediction throughput on the full data set (float32)\n")
+    rows = []
+    for w in workloads:
+        t = results[w.name][1]
+        ours, theirs = t["ours"], t.get("torch")
+        rows.append(
+            [
+                w.name,
+                w.n_samples,
+                fmt_rate(w.n_samples, ours),
+                fmt_rate(w.n_samples, theirs),
+                fmt_ratio(ratio(ours, theirs)),
+            ]
+        )
+    headers = ["workload", "N", "ours samples/s", "torch samples/s", "ours/torch time"]
+    print_table(headers, rows)
+
+
+def report_dtypes(workloads, results):
+    print("## 4. Ours: float64 / float32 time per epoch\n")
+    rows = []
+    for w in workloads:
+        t = results[w.name][0]
+        f32, f64 = t["ours"], t["ours float64"]
+        rows.append([w.name, fmt_s(f32), fmt_s(f64), fmt_ratio(f64 / f32)])
+    headers = ["workload", "float32 s/epoch", "float64 s/epoch", "float64/float32"]
+    print_table(headers, rows)
+
+
+def report_memory(impls, base, cases, clip):
+    print(
+        f"## 5. Peak RSS growth of a 1-epoch fit (T={base.n_timesteps} "
+        f"F={base.n_features} H={base.n_hidden}, float32, "
+        "a fresh subprocess each)\n"
+    )
+    progress(f"memory, {len(cases) * len(impls)} subprocesses")
+    workloads = [replace(base, n_samples=n, batch_size=b) for n, b in cases]
+    jobs = [(impl, w) for w in workloads for impl in impls]
+    # Peak memory does not depend on timing: run the subprocesses side by side.
+    with ThreadPoolExecutor(max_workers=N_THREADS) as pool:
+        results = pool.map(lambda job: measure_memory(*job, clip), jobs)
+        growth = {job: result for job, result in zip(jobs, results, strict=True)}
+    rows = []
+    for w in workloads:
+        x_mib = w.n_samples * w.n_timesteps * w.n_features * 4 / 2**20
+        row = [w.n_samples, w.batch_size, f"{x_mib:.1f}"]
+        rows.append(row + [f"{growth[i, w]['growth_mib']:.1f}" for i in impls])
+    print_table(["N", "batch", "X MiB"] + [f"{i} MiB" for i in impls], rows)
+    if not all(result["peak_reset"] for result in growth.values()):
+        print(
+            "note: the peak-RSS mark could not be reset after the imports; an "
+            "earlier peak may hide part of the growth\n"
+        )
+
+
+def sweep(configs, timing, base, field, values, clip):
+    """Seconds per epoch per configuration, with ``field`` of ``base`` swept."""
+    out = {name: [] for name in configs}
+    for v in values:
+        w = replace(base, **{field: v})
+        progress(f"sweep {w.describe()}")
+        train, _ = measure(w, configs, clip, timing, predict=False)
+        for name in configs:
+            out[name].append(train[name])
+    return out
+
+
+def report_sweeps(configs, settings, base, t_values, h_values, clip, plot_path):
+    print(
+        f"## 6. Scaling (around {base.describe()}, float32, "
+        f"{settings.sweep.epochs} epoch(s), best of {settings.sweep.repeats})\n"
+    )
+    by_t = sweep(configs, settings.sweep, base, "n_timesteps", t_values, clip)
+    by_h = sweep(configs, settings.sweep, base, "n_hidden", h_values, clip)
+    rows = []
+    for label, values, times in (("T", t_values, by_t), ("H", h_values, by_h)):
+        for k, v in enumerate(values):
+            ours, theirs = times["ours"][k], times.get("torch", [None] * len(values))[k]
+            rows.append(
+                [
+                    f"{label}={v}",
+                    fmt_s(ours),
+                    fmt_s(theirs),
+                    fmt_ratio(ratio(ours, theirs)),
+                ]
+            )
+    print_table(["setting", "ours s/epoch", "torch s/epoch", "ours/torch"], rows)
+    plot_sweeps(base, t_values, by_t, h_values, by_h, plot_path)
+    print(f"plot written to {plot_path}\n")
+
+
+def plot_sweeps(base, t_values, by_t, h_values, by_h, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    panels = [
+        (axes[0], t_values, by_t, "time steps T", f"H={base.n_hidden}"),
+        (axes[1], h_values, by_h, "hidden units H", f"T={base.n_timesteps}"),
+    ]
+    for ax, xs, times, xlabel, fixed in panels:
+        for name, marker in (("ours", "o"), ("torch", "s")):
+            if name in times:
+                ax.plot(xs, times[name], marker=marker, label=name)
+        ax.set(
+            xscale="log",
+            yscale="log",
+            xlabel=xlabel,
+            ylabel="seconds per epoch",
+            title=f"N={base.n_samples} F={base.n_features} B={base.batch_size} {fixed}",
+        )
+        ax.set_xticks(xs, [str(x) for x in xs])
+        ax.minorticks_off()
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+    fig.suptitle("Training time per epoch, sklearn_lstm vs PyTorch (float32)")
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+# ------------------------------------------------------------------------ main
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny sizes for a smoke test (numbers not representative)",
+    )
+    parser.add_argument(
+        "--no-plot", action="store_true", help="skip the sweeps and the plot"
+    )
+    parser.add_argument("--only", help="comma-separated workloads, e.g. W1,W2")
+    parser.add_argument(
+        "--plot-path",
+        type=Path,
+        help="where to write the plot (default benchmarks/speed.png; "
+        "a temporary file with --quick)",
+    )
+    parser.add_argument("--_worker", dest="worker", help=argparse.SUPPRESS)
+    parser.add_argument("--_memory-child", dest="memory_child", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def select_workloads(only):
+    known = {w.name: w for w in WORKLOADS}
+    if not only:
+        return list(WORKLOADS)
+    names = [n.strip().upper() for n in only.split(",") if n.strip()]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise SystemExit(f"unknown workload(s) {unknown}; choose from {sorted(known)}")
+    return [known[n] for n in names]
+
+
+def run(args):
+    settings = QUICK if args.quick else Settings()
+    workloads = select_workloads(args.only)
+    memory = (MEMORY_BASE, MEMORY_CASES)
+    sweeps = (SWEEP_BASE, SWEEP_T, SWEEP_H)
+    if settings.quick:
+        workloads, memory, sweeps = quick_sizes(workloads)
+    plot_path = None
+    if not args.no_plot:
+        quick_path = Path(tempfile.gettempdir()) / "speed_quick.png"
+        default = quick_path if settings.quick else SCRIPT.parent / "speed.png"
+        plot_path = args.plot_path or default
+
+    clip = our_defaults().get("max_grad_norm")  # None: no such parameter, or off
+    torch = torch_version()
+    configs = {n: c for n, c in CONFIGS.items() if torch or c[0] != "torch"}
+    sys.stdout.reconfigure(line_buffering=True)  # in step with the progress lines
+    print_header(torch, settings, clip)
+    start, cpu_start = time.perf_counter(), cpu_seconds()
+    results = {}
+    for w in workloads:
+        progress(f"{w.name} {w.describe()}")
+        results[w.name] = measure(w, configs, clip, settings.timing)
+    report_training(workloads, results)
+    for w in workloads:
+        if w.name == FLOOR_WORKLOAD:
+            report_floor(w, results[w.name][0]["ours"], settings)
+    report_predict(workloads, results)
+    report_dtypes(workloads, results)
+    impls = ["ours"] + (["torch"] if torch else [])
+    report_memory(impls, *memory, clip)
+    if plot_path is not None:
+        sweep_configs = {n: c for n, c in configs.items() if c[1] == "float32"}
+        report_sweeps(sweep_configs, settings, *sweeps, clip, plot_path)
+    wall = time.perf_counter() - start
+    share = others_cpu_share(cpu_start, cpu_seconds(), wall)
+    others = "unknown" if share is None else f"{share:.0%}"
+    print(
+        f"total {wall:.0f} s; load average at end (1/5/15 min): {load_average()}; "
+        f"other processes used {others} of the machine's CPU time during the run. "
+        "Timings taken while other work ran are noisy."
+    )
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.worker:
+        serve(json.loads(args.worker))
+    elif args.memory_child:
+        child = json.loads(args.memory_child)
+        memory_child(child["spec"], Workload(**child["workload"]))
+    else:
+        run(args)
+
+
+if __name__ == "__main__":
+    main()
