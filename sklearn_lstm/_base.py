@@ -25,7 +25,7 @@ from sklearn.utils.validation import (
     check_random_state,
 )
 
-from ._engine import backward, forward
+from ._engine import Workspace, backward, forward
 from ._losses import LOSS_FUNCTIONS
 from ._optimizers import (
     AdamOptimizer,
@@ -271,7 +271,7 @@ class BaseLSTM(BaseEstimator, ABC):
         return params
 
     # --------------------------------------------------------------- prediction
-    def _forward_raw(self, X):
+    def _forward_raw(self, X, workspace=None):
         """Raw network output for validated :class:`Sequences`, in chunks.
 
         Chunks hold sequences of similar lengths (sorted), so that padding costs
@@ -286,10 +286,13 @@ class BaseLSTM(BaseEstimator, ABC):
         chunk = max(1, _PREDICT_CHUNK_BYTES // (n_timesteps * widest * dtype.itemsize))
         order = None if X.lengths is None else np.argsort(X.lengths, kind="stable")
         out = np.empty((n_samples, self.n_outputs_), dtype=dtype)
+        workspace = Workspace() if workspace is None else workspace
         for batch in gen_batches(n_samples, chunk):
             idx = batch if order is None else order[batch]
             part = X.take(idx)
-            out[idx] = forward(part.values, params, part.lengths, keep_cache=False)[0]
+            out[idx], _ = forward(
+                part.values, params, part.lengths, keep_cache=False, workspace=workspace
+            )
         return out
 
     def _raw_predict(self, X):
@@ -318,7 +321,9 @@ class BaseLSTM(BaseEstimator, ABC):
             n_inputs = n_hidden
         return masks
 
-    def _loss_grad(self, X, y, sample_weight, params, lengths=None, masks=None):
+    def _loss_grad(
+        self, X, y, sample_weight, params, lengths=None, masks=None, workspace=None
+    ):
         """Loss of one mini-batch (with the L2 penalty) and its gradients.
 
         The loss is the ``sample_weight``-weighted mean over the batch, and the
@@ -326,7 +331,7 @@ class BaseLSTM(BaseEstimator, ABC):
         recurrent kernels and output weights; biases are not penalised. With unit
         weights, these are MLP's mean loss and ``alpha / (2 n)`` penalty.
         """
-        out, cache = forward(X, params, lengths, masks)
+        out, cache = forward(X, params, lengths, masks, workspace=workspace)
         weight_sum = float(sample_weight.sum())
         loss, dout = LOSS_FUNCTIONS[self.out_activation_](
             y, out, sample_weight / weight_sum
@@ -500,6 +505,7 @@ class BaseLSTM(BaseEstimator, ABC):
         self, X, y, sample_weight, validation, params, batch_size, incremental
     ):
         n_samples = len(X)
+        workspace = Workspace()
         start = time.perf_counter()
         with _interrupt_after_batch() as interrupt:
             for _ in range(self.max_iter):
@@ -512,7 +518,13 @@ class BaseLSTM(BaseEstimator, ABC):
                         batch = X.take(idx)
                         masks = self._dropout_masks(len(idx), batch.values.dtype)
                         loss, grads = self._loss_grad(
-                            batch.values, y[idx], weights, params, batch.lengths, masks
+                            batch.values,
+                            y[idx],
+                            weights,
+                            params,
+                            batch.lengths,
+                            masks,
+                            workspace,
                         )
                         self._step(params, grads, loss)
                         epoch_loss += loss * batch_weight
@@ -523,7 +535,9 @@ class BaseLSTM(BaseEstimator, ABC):
                 if not np.isfinite(_squared_norm(params)):
                     self._diverged("a weight")
                 if epoch_weight > 0:  # zero only when interrupted at once
-                    self._end_epoch(seen, epoch_loss / epoch_weight, validation, params)
+                    self._end_epoch(
+                        seen, epoch_loss / epoch_weight, validation, params, workspace
+                    )
                     if self.verbose:
                         self._print_progress(time.perf_counter() - start)
                 if interrupt.requested:
@@ -584,13 +598,13 @@ class BaseLSTM(BaseEstimator, ABC):
             clip_grad_norm(grads, self.max_grad_norm, np.sqrt(squared_norm))
         self._optimizer.update_params(params, grads)
 
-    def _end_epoch(self, n_seen, loss, validation, params):
+    def _end_epoch(self, n_seen, loss, validation, params, workspace):
         self.n_iter_ += 1
         self.t_ += n_seen
         self.loss_ = loss
         self.loss_curve_.append(loss)
         if validation is not None:
-            score = self._score_validated(*validation)
+            score = self._score_validated(*validation, workspace=workspace)
             self.validation_scores_.append(score)
             if score < self.best_validation_score_ + self.tol:
                 self._no_improvement_count += 1
@@ -629,7 +643,7 @@ class BaseLSTM(BaseEstimator, ABC):
         """Targets in the form that ``score`` compares with predictions."""
 
     @abstractmethod
-    def _score_validated(self, X, y, sample_weight):
+    def _score_validated(self, X, y, sample_weight, workspace=None):
         """``score`` on already validated X."""
 
     def __sklearn_tags__(self):

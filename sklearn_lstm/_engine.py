@@ -52,7 +52,46 @@ Nothing here knows about losses, optimizers or scikit-learn.
 
 import numpy as np
 
-__all__ = ["forward", "backward", "n_lstm_layers"]
+__all__ = ["Workspace", "forward", "backward", "n_lstm_layers"]
+
+
+class Workspace:
+    """Buffers reused from one mini-batch to the next.
+
+    Large arrays freshly allocated for every batch are returned to the system when
+    freed and fault their pages in again on the next first touch, which costs as
+    much as the arithmetic on them. A workspace keeps one flat buffer per name and
+    hands out views of it; a buffer is valid until the next request of its name, so
+    the cache of one forward pass lives until the next forward pass.
+    """
+
+    def __init__(self):
+        self._buffers = {}
+
+    def empty(self, name, shape, dtype):
+        """An uninitialised array of ``shape`` backed by the buffer ``name``."""
+        size = int(np.prod(shape))
+        buffer = self._buffers.get(name)
+        if buffer is None or buffer.dtype != dtype or buffer.size < size:
+            buffer = self._buffers[name] = np.empty(size, dtype=dtype)
+        return buffer[:size].reshape(shape)
+
+    def zeros(self, name, shape, dtype):
+        out = self.empty(name, shape, dtype)
+        out.fill(0)
+        return out
+
+
+class _NoWorkspace:
+    """Fresh allocations, for callers without a workspace."""
+
+    @staticmethod
+    def empty(name, shape, dtype):
+        return np.empty(shape, dtype=dtype)
+
+    @staticmethod
+    def zeros(name, shape, dtype):
+        return np.zeros(shape, dtype=dtype)
 
 
 def n_lstm_layers(params):
@@ -70,7 +109,9 @@ def _to_public(H):
     return np.r_[H : 4 * H, 0:H]
 
 
-def _layer_forward(X, W, U, b, mask_x=None, mask_h=None, keep_cache=True):
+def _layer_forward(
+    X, W, U, b, mask_x=None, mask_h=None, keep_cache=True, ws=_NoWorkspace, key=""
+):
     """One LSTM layer over whole sequences.
 
     Parameters
@@ -80,6 +121,7 @@ def _layer_forward(X, W, U, b, mask_x=None, mask_h=None, keep_cache=True):
     mask_x : ndarray of shape (B, F) or None, dropout mask on the inputs.
     mask_h : ndarray of shape (B, H) or None, dropout mask on the recurrence.
     keep_cache : bool, whether to keep what :func:`_layer_backward` needs.
+    ws, key : where the arrays come from (a :class:`Workspace`) and their prefix.
 
     Returns
     -------
@@ -95,23 +137,24 @@ def _layer_forward(X, W, U, b, mask_x=None, mask_h=None, keep_cache=True):
     W_in = W[:, inner] * half  # (F, 4H)
     U_in = U[:, inner] * half  # (H, 4H)
     if mask_x is not None:
-        X = X * mask_x  # (T, B, F), the inputs the kernel actually sees
+        # The inputs the kernel actually sees, (T, B, F).
+        X = np.multiply(X, mask_x, out=ws.empty(key + "X", X.shape, dtype))
 
-    gates = np.empty((T, B, 4 * H), dtype=dtype)  # (T, B, 4H), inner layout
+    gates = ws.empty(key + "gates", (T, B, 4 * H), dtype)  # (T, B, 4H), inner layout
     np.matmul(X.reshape(T * B, F), W_in, out=gates.reshape(T * B, 4 * H))
     gates += b[inner] * half
-    Hs = np.empty((T, B, H), dtype=dtype)  # h_1..h_T
+    Hs = ws.empty(key + "Hs", (T, B, H), dtype)  # h_1..h_T
     # cc[t] = [tanh(c_t) | c_{t-1}], side by side so that one product gives two of
     # the gate factors below; c_t is written into cc[t + 1], c_0 = 0.
-    cc = np.empty((T + 1 if keep_cache else 2, B, 2, H), dtype=dtype)
+    cc = ws.empty(key + "cc", (T + 1 if keep_cache else 2, B, 2, H), dtype)
     cc[0, :, 1] = 0.0
     if keep_cache:
         # Factors of the gate gradients, filled while the values are in cache:
         # K[t] = [A | 4 K_o | 4 K_i | 4 K_f | K_g] (see _layer_backward), (T, B, 5, H).
-        K = np.empty((T, B, 5, H), dtype=dtype)
-    rec = np.empty((B, 4 * H), dtype=dtype)  # h_{t-1} U
-    h_in = np.empty((B, H), dtype=dtype)  # h_{t-1} * m_h
-    fc = np.empty((B, H), dtype=dtype)  # f * c_{t-1}
+        K = ws.empty(key + "K", (T, B, 5, H), dtype)
+    rec = ws.empty(key + "rec", (B, 4 * H), dtype)  # h_{t-1} U
+    h_in = ws.empty(key + "h_in", (B, H), dtype)  # h_{t-1} * m_h
+    fc = ws.empty(key + "fc", (B, H), dtype)  # f * c_{t-1}
     for t in range(T):
         z = gates[t]  # (B, 4H)
         if t > 0:
@@ -153,7 +196,7 @@ def _layer_forward(X, W, U, b, mask_x=None, mask_h=None, keep_cache=True):
     return Hs, (X, W, U, gates, cc, K, Hs, mask_x, mask_h)
 
 
-def _layer_backward(dHs, cache, need_dX=True):
+def _layer_backward(dHs, cache, need_dX=True, ws=_NoWorkspace, key=""):
     """Backpropagation through time for one layer.
 
     With the factors ``K`` of the forward pass, one step is::
@@ -176,6 +219,7 @@ def _layer_backward(dHs, cache, need_dX=True):
         the output layer), excluding the recurrence. It is overwritten.
     cache : tuple from :func:`_layer_forward`.
     need_dX : bool, whether to compute the gradient with respect to the inputs.
+    ws, key : where the arrays come from (a :class:`Workspace`) and their prefix.
 
     Returns
     -------
@@ -194,9 +238,9 @@ def _layer_backward(dHs, cache, need_dX=True):
 
     # dZ[t] = [dh_t * A | dz_o | dz_i | dz_f | dz_g]: the first slot is scratch, so
     # one product by dh_t fills two slots and one product by dc_t fills three.
-    dZ = np.empty((T, B, 5, H), dtype=dtype)
-    dc = np.zeros((B, H), dtype=dtype)  # dL/dc_t, carried from step t+1 to t
-    tmp = np.empty((B, H), dtype=dtype)
+    dZ = ws.empty(key + "dZ", (T, B, 5, H), dtype)
+    dc = ws.zeros(key + "dc", (B, H), dtype)  # dL/dc_t, carried from step t+1 to t
+    tmp = ws.empty(key + "tmp", (B, H), dtype)
     for t in range(T - 1, -1, -1):
         dz, k = dZ[t], K[t]
         np.multiply(k[:, :2], dHs[t][:, None, :], out=dz[:, :2])
@@ -212,19 +256,22 @@ def _layer_backward(dHs, cache, need_dX=True):
     public = _to_public(H)
     scale = quarter[public]
     dW = (X.reshape(T * B, F).T @ dZ_in)[:, public] * scale  # (F, 4H)
-    H_prev = Hs[:-1] if mask_h is None else Hs[:-1] * mask_h  # (T-1, B, H)
+    H_prev = Hs[:-1]  # (T-1, B, H)
+    if mask_h is not None:
+        H_prev = np.multiply(H_prev, mask_h, out=ws.empty(key + "H_prev", H_prev.shape, dtype))
     dU = (H_prev.reshape((T - 1) * B, H).T @ dZ_in[B:])[:, public] * scale
     db = dZ_in.sum(axis=0)[public] * scale  # (4H,)
     dX = None
     if need_dX:
         W_back = np.ascontiguousarray(W[:, inner].T * quarter[:, None])  # (4H, F)
-        dX = (dZ_in @ W_back).reshape(T, B, F)
+        dX = ws.empty(key + "dX", (T, B, F), dtype)
+        np.matmul(dZ_in, W_back, out=dX.reshape(T * B, F))
         if mask_x is not None:
             dX *= mask_x
     return dX, dW, dU, db
 
 
-def forward(X, params, lengths=None, masks=None, keep_cache=True):
+def forward(X, params, lengths=None, masks=None, keep_cache=True, workspace=None):
     """Network output for a batch of sequences.
 
     Parameters
@@ -241,6 +288,9 @@ def forward(X, params, lengths=None, masks=None, keep_cache=True):
         no dropout.
     keep_cache : bool, default=True
         False for prediction: nothing is kept for backpropagation.
+    workspace : Workspace or None
+        Reuse its buffers instead of allocating; the cache then stays valid until
+        the next call with the same workspace.
 
     Returns
     -------
@@ -249,12 +299,16 @@ def forward(X, params, lengths=None, masks=None, keep_cache=True):
     cache : tuple or None
         Everything :func:`backward` needs.
     """
-    inp = np.ascontiguousarray(X.transpose(1, 0, 2))  # (T, B, F)
+    ws = _NoWorkspace if workspace is None else workspace
+    inp = ws.empty("input", (X.shape[1], X.shape[0], X.shape[2]), X.dtype)
+    np.copyto(inp, X.transpose(1, 0, 2))  # (T, B, F), time-major
     caches = []
     for layer in range(n_lstm_layers(params)):
         W, U, b = params[3 * layer : 3 * layer + 3]
         mask_x, mask_h = masks[layer] if masks is not None else (None, None)
-        inp, cache = _layer_forward(inp, W, U, b, mask_x, mask_h, keep_cache)
+        inp, cache = _layer_forward(
+            inp, W, U, b, mask_x, mask_h, keep_cache, ws, key=f"{layer}."
+        )
         caches.append(cache)
     last = inp[-1] if lengths is None else inp[lengths - 1, np.arange(len(lengths))]
     W_out, b_out = params[-2], params[-1]
@@ -262,7 +316,7 @@ def forward(X, params, lengths=None, masks=None, keep_cache=True):
     out += b_out
     if not keep_cache:
         return out, None
-    return out, (caches, last, W_out, lengths)
+    return out, (caches, last, W_out, lengths, ws)
 
 
 def backward(dout, cache, need_dX=False):
@@ -283,11 +337,11 @@ def backward(dout, cache, need_dX=False):
     dX : ndarray of shape (B, T, F)
         Only when ``need_dX`` is true.
     """
-    caches, last, W_out, lengths = cache
+    caches, last, W_out, lengths, ws = cache
     dW_out = last.T @ dout  # (H, n_outputs)
     db_out = dout.sum(axis=0)  # (n_outputs,)
     T, B, H = caches[-1][6].shape  # the last layer's Hs
-    dHs = np.zeros((T, B, H), dtype=last.dtype)  # dL/dh_t from above
+    dHs = ws.zeros("dHs", (T, B, H), last.dtype)  # dL/dh_t from above
     if lengths is None:
         dHs[-1] = dout @ W_out.T  # only h_T feeds the output layer
     else:
@@ -296,10 +350,10 @@ def backward(dout, cache, need_dX=False):
     for layer in range(len(caches) - 1, -1, -1):
         first_and_unneeded = layer == 0 and not need_dX
         dHs, dW, dU, db = _layer_backward(
-            dHs, caches[layer], need_dX=not first_and_unneeded
+            dHs, caches[layer], not first_and_unneeded, ws, key=f"{layer}."
         )
         grads[:0] = [dW, dU, db]
     grads += [dW_out, db_out]
     if need_dX:
-        return grads, np.ascontiguousarray(dHs.transpose(1, 0, 2))
+        return grads, dHs.transpose(1, 0, 2).copy()  # batch-major, not a buffer
     return grads

@@ -373,8 +373,9 @@ class LSTMRegressor(RegressorMixin, BaseLSTM):
     def _decode(self, y):
         return y
 
-    def _score_validated(self, X, y, sample_weight):
-        return r2_score(y, self._forward_raw(X), sample_weight=sample_weight)
+    def _score_validated(self, X, y, sample_weight, workspace=None):
+        y_pred = self._forward_raw(X, workspace)
+        return r2_score(y, y_pred, sample_weight=sample_weight)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -609,8 +610,8 @@ class LSTMClassifier(ClassifierMixin, BaseLSTM):
     def _decode(self, y):
         return self._label_binarizer.inverse_transform(y)
 
-    def _score_validated(self, X, y, sample_weight):
-        y_pred = self._decode(self._proba(self._forward_raw(X)))
+    def _score_validated(self, X, y, sample_weight, workspace=None):
+        y_pred = self._decode(self._proba(self._forward_raw(X, workspace)))
         return accuracy_score(y, y_pred, sample_weight=sample_weight)
 
     def _proba(self, raw):

@@ -248,10 +248,12 @@ def captured_forward(monkeypatch):
     """Record what the estimators pass to the engine's forward."""
     calls = []
 
-    def recording_forward(X, params, lengths=None, masks=None, keep_cache=True):
+    def recording_forward(
+        X, params, lengths=None, masks=None, keep_cache=True, workspace=None
+    ):
         calls.append({"X": X.copy(), "params": [p.copy() for p in params],
                       "masks": masks, "keep_cache": keep_cache})
-        out, cache = forward(X, params, lengths, masks, keep_cache)
+        out, cache = forward(X, params, lengths, masks, keep_cache, workspace)
         calls[-1]["out"] = out.copy()
         return out, cache
 
