@@ -35,17 +35,22 @@ b_out]``; :func:`backward` returns the gradients in the same order.
 
 How it is computed (the equations above are the contract; this is only speed):
 
-* Sequences are time-major inside, ``(T, B, ...)``, so each step's slice is
-  contiguous; the inputs of all steps are projected by one matrix product.
-* Inside, the gate blocks are reordered ``[o | i | f | g]``: the three sigmoid gates
-  are adjacent, and so are the three gates whose gradient is proportional to
-  ``dL/dc_t`` (i, f and g).
-* ``sigmoid(z) = 0.5 * tanh(z / 2) + 0.5``. The sigmoid columns of W, U and b are
-  halved beforehand (exactly: a power of two), so one ``tanh`` activates all four
-  gates of a step, and no finite input can overflow.
-* Backward: every derivative factor that does not depend on the recurrence is
-  computed for all steps at once before the time loop, so the loop body is a few
-  array operations; the weight gradients are single large products after the loop.
+* Inside, every per-step array is transposed, ``(H, B)`` rather than ``(B, H)``,
+  and the gate blocks are reordered ``[o | f | i | g]``, so that each gate of each
+  step is one contiguous block: numpy's fast path, never a strided view.
+* One matrix product per step does all the work of ``z_t``: the step's column
+  ``[h_{t-1}; x_t; 1]`` is multiplied by ``[U | W | b]^T``, so the input term and
+  the bias need no separate pass. The columns of all steps live side by side in
+  one buffer; ``h_t`` is written straight into the next step's column.
+* ``sigmoid(z) = 0.5 * tanh(z / 2) + 0.5``. The sigmoid rows of ``[U | W | b]^T``
+  are halved beforehand (exactly: a power of two), so one ``tanh`` activates all
+  four gates of a step, and no finite input can overflow.
+* The derivative factors of the gates are filled during the forward pass, while
+  the values are in cache, laid out so that the backward step is six array
+  operations and one matrix product; the weight gradients are one large product
+  after the loop.
+* Arrays come from a :class:`Workspace` that keeps them from one mini-batch to the
+  next.
 
 Nothing here knows about losses, optimizers or scikit-learn.
 """
@@ -100,23 +105,23 @@ def n_lstm_layers(params):
 
 
 def _to_inner(H):
-    """Column indices taking the public [i|f|g|o] gate layout to the inner [o|i|f|g]."""
-    return np.r_[3 * H : 4 * H, 0 : 3 * H]
+    """Row indices taking the public [i|f|g|o] gate layout to the inner [o|f|i|g]."""
+    return np.r_[3 * H : 4 * H, H : 2 * H, 0:H, 2 * H : 3 * H]
 
 
 def _to_public(H):
-    """Column indices taking the inner [o|i|f|g] gate layout back to [i|f|g|o]."""
-    return np.r_[H : 4 * H, 0:H]
+    """Indices taking the inner [o|f|i|g] gate layout back to [i|f|g|o]."""
+    return np.r_[2 * H : 3 * H, H : 2 * H, 3 * H : 4 * H, 0:H]
 
 
 def _layer_forward(
-    X, W, U, b, mask_x=None, mask_h=None, keep_cache=True, ws=_NoWorkspace, key=""
+    X_T, W, U, b, mask_x=None, mask_h=None, keep_cache=True, ws=_NoWorkspace, key=""
 ):
-    """One LSTM layer over whole sequences.
+    """One LSTM layer over whole sequences, in the transposed inner layout.
 
     Parameters
     ----------
-    X : ndarray of shape (T, B, F), time-major, C-contiguous.
+    X_T : ndarray of shape (T, F, B), the inputs of each step as columns.
     W, U, b : kernel (F, 4H), recurrent kernel (H, 4H), bias (4H,), public layout.
     mask_x : ndarray of shape (B, F) or None, dropout mask on the inputs.
     mask_h : ndarray of shape (B, H) or None, dropout mask on the recurrence.
@@ -125,88 +130,89 @@ def _layer_forward(
 
     Returns
     -------
-    Hs : ndarray of shape (T, B, H), hidden states h_1..h_T.
+    Hs : ndarray of shape (T, H, B), hidden states h_1..h_T as columns.
     cache : tuple, or None without ``keep_cache``.
     """
-    T, B, F = X.shape
+    T, F, B = X_T.shape
     H = U.shape[0]
-    dtype = X.dtype
+    dtype = X_T.dtype
     inner = _to_inner(H)
-    half = np.ones(4 * H, dtype=dtype)
+    half = np.ones((4 * H, 1), dtype=dtype)
     half[: 3 * H] = 0.5  # sigmoid gates get z / 2, for sigmoid(z) = (1 + tanh(z/2)) / 2
-    W_in = W[:, inner] * half  # (F, 4H)
-    U_in = U[:, inner] * half  # (H, 4H)
-    if mask_x is not None:
-        # The inputs the kernel actually sees, (T, B, F).
-        X = np.multiply(X, mask_x, out=ws.empty(key + "X", X.shape, dtype))
+    # M = [U | W | b]^T in the inner gate order, sigmoid rows halved: (4H, H+F+1).
+    M = np.concatenate([U.T[inner], W.T[inner], b[inner, None]], axis=1) * half
 
-    gates = ws.empty(key + "gates", (T, B, 4 * H), dtype)  # (T, B, 4H), inner layout
-    np.matmul(X.reshape(T * B, F), W_in, out=gates.reshape(T * B, 4 * H))
-    gates += b[inner] * half
-    Hs = ws.empty(key + "Hs", (T, B, H), dtype)  # h_1..h_T
-    # cc[t] = [tanh(c_t) | c_{t-1}], side by side so that one product gives two of
-    # the gate factors below; c_t is written into cc[t + 1], c_0 = 0.
-    cc = ws.empty(key + "cc", (T + 1 if keep_cache else 2, B, 2, H), dtype)
-    cc[0, :, 1] = 0.0
+    # HX[t] = [h_{t-1} (masked); x_t (masked); 1], the column each step multiplies.
+    HX = ws.empty(key + "HX", (T + 1, H + F + 1, B), dtype)
+    HX[0, :H] = 0.0  # h_0
+    if mask_x is None:
+        HX[:T, H : H + F] = X_T
+    else:
+        np.multiply(X_T, mask_x.T, out=HX[:T, H : H + F])
+    HX[:, H + F] = 1.0
+    if mask_h is None:
+        Hs = HX[1:, :H]  # h_t is written straight into the next step's column
+    else:
+        Hs = ws.empty(key + "Hs", (T, H, B), dtype)
+        m_h = np.ascontiguousarray(mask_h.T)  # (H, B)
+    # Gates of each step (T, 4, H, B), inner order [o | f | i | g]; one step's
+    # worth when nothing is kept.
+    Z = ws.empty(key + "Z", (T if keep_cache else 1, 4, H, B), dtype)
+    # cc[t] = [tanh(c_t) ; c_{t-1}], side by side so that one product gives two of
+    # the gate factors below; c_t is written into cc[t + 1], and c_0 = 0.
+    cc = ws.empty(key + "cc", (T + 1 if keep_cache else 2, 2, H, B), dtype)
+    cc[0, 1] = 0.0
     if keep_cache:
-        # Factors of the gate gradients, filled while the values are in cache:
-        # K[t] = [A | 4 K_o | 4 K_i | 4 K_f | K_g] (see _layer_backward), (T, B, 5, H).
-        K = ws.empty(key + "K", (T, B, 5, H), dtype)
-    rec = ws.empty(key + "rec", (B, 4 * H), dtype)  # h_{t-1} U
-    h_in = ws.empty(key + "h_in", (B, H), dtype)  # h_{t-1} * m_h
-    fc = ws.empty(key + "fc", (B, H), dtype)  # f * c_{t-1}
+        # Factors of the gate gradients: K[t] = [A | 4 K_o | 4 K_f | 4 K_i | K_g],
+        # see _layer_backward. (T, 5, H, B).
+        K = ws.empty(key + "K", (T, 5, H, B), dtype)
+    fc = ws.empty(key + "fc", (H, B), dtype)  # f * c_{t-1}
     for t in range(T):
-        z = gates[t]  # (B, 4H)
-        if t > 0:
-            h_prev = Hs[t - 1]
-            if mask_h is not None:
-                h_prev = np.multiply(h_prev, mask_h, out=h_in)
-            np.matmul(h_prev, U_in, out=rec)
-            z += rec
+        z = Z[t] if keep_cache else Z[0]  # (4, H, B)
+        np.matmul(M, HX[t], out=z.reshape(4 * H, B))  # z_t, sigmoid rows halved
         np.tanh(z, out=z)
-        now, nxt = (cc[t], cc[t + 1]) if keep_cache else (cc[t % 2], cc[(t + 1) % 2])
         if keep_cache:
-            k = K[t]  # (B, 5, H)
-            # 1 - tanh^2 of every gate: d tanh for g, and 4 x d sigmoid for o, i, f
+            k = K[t]
+            # 1 - tanh^2 of every gate: d tanh for g, and 4 x d sigmoid for o, f, i
             # since sigmoid(z)(1 - sigmoid(z)) = (1 - tanh(z/2)^2) / 4.
-            d = k[:, 1:].reshape(B, 4 * H)
-            np.square(z, out=d)
-            np.subtract(1.0, d, out=d)
-        sig = z[:, : 3 * H]
+            np.square(z, out=k[1:])
+            np.subtract(1.0, k[1:], out=k[1:])
+        sig = z[:3]
         sig *= 0.5
-        sig += 0.5  # [o | i | f] = sigmoid, g = tanh
-        z4 = z.reshape(B, 4, H)
-        o, i, f, g = z4[:, 0], z4[:, 1], z4[:, 2], z4[:, 3]
-        c = nxt[:, 1]
+        sig += 0.5  # o, f, i = sigmoid; g = tanh
+        o, f, i, g = z
+        now, nxt = (cc[t], cc[t + 1]) if keep_cache else (cc[t % 2], cc[(t + 1) % 2])
+        c = nxt[1]
         np.multiply(i, g, out=c)
-        np.multiply(f, now[:, 1], out=fc)
+        np.multiply(f, now[1], out=fc)
         c += fc  # c_t = f * c_{t-1} + i * g
-        tc = now[:, 0]
+        tc = now[0]
         np.tanh(c, out=tc)
         h = Hs[t]
         np.multiply(o, tc, out=h)  # h_t = o * tanh(c_t)
+        if mask_h is not None:
+            np.multiply(h, m_h, out=HX[t + 1, :H])
         if keep_cache:
-            k4 = k[:, 1:]  # [o | i | f | g]
-            k4[:, 0::2] *= now  # o: x tanh(c_t);  f: x c_{t-1}
-            k4[:, 1::2] *= z4[:, 3::-2]  # i: x g;  g: x i
-            np.multiply(h, tc, out=k[:, 0])
-            np.subtract(o, k[:, 0], out=k[:, 0])  # A = o (1 - tanh(c_t)^2)
+            k[1:3] *= now  # o: x tanh(c_t);  f: x c_{t-1}
+            k[3:5] *= z[3:1:-1]  # i: x g;  g: x i
+            np.multiply(h, tc, out=k[0])
+            np.subtract(o, k[0], out=k[0])  # A = o (1 - tanh(c_t)^2)
     if not keep_cache:
         return Hs, None
-    return Hs, (X, W, U, gates, cc, K, Hs, mask_x, mask_h)
+    return Hs, (HX, M, W, U, Z, K, mask_x, mask_h)
 
 
 def _layer_backward(dHs, cache, need_dX=True, ws=_NoWorkspace, key=""):
-    """Backpropagation through time for one layer.
+    """Backpropagation through time for one layer, in the transposed layout.
 
     With the factors ``K`` of the forward pass, one step is::
 
         dc_t  = dh_t * A + f_{t+1} * dc_{t+1},     A   = o (1 - tanh(c_t)^2)
         dz_o  = dh_t * K_o,                        K_o = tanh(c_t) o (1 - o)
-        dz_i  = dc_t * K_i,                        K_i = g i (1 - i)
         dz_f  = dc_t * K_f,                        K_f = c_{t-1} f (1 - f)
+        dz_i  = dc_t * K_i,                        K_i = g i (1 - i)
         dz_g  = dc_t * K_g,                        K_g = i (1 - g^2)
-        dh_{t-1} += (dz_t U^T) * m_h
+        dh_{t-1} += (U dz_t) * m_h,  dx_t = W dz_t
 
     The sigmoid gates' factors are kept 4 times too large (see _layer_forward);
     the matrices that multiply dz are scaled by 1/4 on those gates instead, which
@@ -214,7 +220,7 @@ def _layer_backward(dHs, cache, need_dX=True, ws=_NoWorkspace, key=""):
 
     Parameters
     ----------
-    dHs : ndarray of shape (T, B, H)
+    dHs : ndarray of shape (T, H, B)
         Gradient of the loss with respect to each h_t from above (the next layer or
         the output layer), excluding the recurrence. It is overwritten.
     cache : tuple from :func:`_layer_forward`.
@@ -223,52 +229,52 @@ def _layer_backward(dHs, cache, need_dX=True, ws=_NoWorkspace, key=""):
 
     Returns
     -------
-    dX : ndarray of shape (T, B, F) or None.
+    dX_T : ndarray of shape (T, F, B) or None.
     dW, dU, db : gradients of the kernel, recurrent kernel and bias (public layout).
     """
-    X, W, U, gates, cc, K, Hs, mask_x, mask_h = cache
-    T, B, F = X.shape
-    H = U.shape[0]
-    dtype = X.dtype
+    HX, M, W, U, Z, K, mask_x, mask_h = cache
+    T, H, B = dHs.shape
+    F = W.shape[0]
+    dtype = dHs.dtype
     inner = _to_inner(H)
     quarter = np.ones(4 * H, dtype=dtype)
     quarter[: 3 * H] = 0.25  # undoes the 4x of the sigmoid gates' factors
-    U_back = np.ascontiguousarray(U[:, inner].T * quarter[:, None])  # (4H, H)
-    f = gates.reshape(T, B, 4, H)[:, :, 2]
+    # U in the inner order, times 1/4 on the sigmoid gates: (H, 4H).
+    U_back = U[:, inner] * quarter
+    m_h = None if mask_h is None else np.ascontiguousarray(mask_h.T)  # (H, B)
+    f = Z[:, 1]  # (T, H, B)
 
-    # dZ[t] = [dh_t * A | dz_o | dz_i | dz_f | dz_g]: the first slot is scratch, so
+    # dZ[t] = [dh_t * A | dz_o | dz_f | dz_i | dz_g]: the first slot is scratch, so
     # one product by dh_t fills two slots and one product by dc_t fills three.
-    dZ = ws.empty(key + "dZ", (T, B, 5, H), dtype)
-    dc = ws.zeros(key + "dc", (B, H), dtype)  # dL/dc_t, carried from step t+1 to t
-    tmp = ws.empty(key + "tmp", (B, H), dtype)
+    dZ = ws.empty(key + "dZ", (T, 5, H, B), dtype)
+    dh_prev = ws.empty(key + "dh_prev", (H, B), dtype)
+    dc = ws.zeros(key + "dc", (H, B), dtype)  # dL/dc_t, carried from step t+1 to t
     for t in range(T - 1, -1, -1):
         dz, k = dZ[t], K[t]
-        np.multiply(k[:, :2], dHs[t][:, None, :], out=dz[:, :2])
-        dc += dz[:, 0]
-        np.multiply(k[:, 2:], dc[:, None, :], out=dz[:, 2:])
+        np.multiply(k[:2], dHs[t], out=dz[:2])
+        dc += dz[0]
+        np.multiply(k[2:], dc, out=dz[2:])
         if t > 0:
-            np.matmul(dz[:, 1:].reshape(B, 4 * H), U_back, out=tmp)
-            if mask_h is not None:
-                tmp *= mask_h
-            dHs[t - 1] += tmp
+            np.matmul(U_back, dz[1:].reshape(4 * H, B), out=dh_prev)
+            if m_h is not None:
+                dh_prev *= m_h
+            dHs[t - 1] += dh_prev
             dc *= f[t]  # the part of dc_{t-1} that flows through c_t
-    dZ_in = dZ[:, :, 1:].reshape(T * B, 4 * H)  # a strided view, no copy
+    # [dU; dW; db]^T = sum over steps and samples of dz [h_{t-1}; x_t; 1]^T.
+    dM = np.tensordot(dZ[:, 1:].reshape(T, 4 * H, B), HX[:T], axes=([0, 2], [0, 2]))
+    dM *= quarter[:, None]
     public = _to_public(H)
-    scale = quarter[public]
-    dW = (X.reshape(T * B, F).T @ dZ_in)[:, public] * scale  # (F, 4H)
-    H_prev = Hs[:-1]  # (T-1, B, H)
-    if mask_h is not None:
-        H_prev = np.multiply(H_prev, mask_h, out=ws.empty(key + "H_prev", H_prev.shape, dtype))
-    dU = (H_prev.reshape((T - 1) * B, H).T @ dZ_in[B:])[:, public] * scale
-    db = dZ_in.sum(axis=0)[public] * scale  # (4H,)
-    dX = None
+    dU = dM[public, :H].T  # (H, 4H)
+    dW = dM[public, H : H + F].T  # (F, 4H)
+    db = dM[public, H + F]  # (4H,)
+    dX_T = None
     if need_dX:
-        W_back = np.ascontiguousarray(W[:, inner].T * quarter[:, None])  # (4H, F)
-        dX = ws.empty(key + "dX", (T, B, F), dtype)
-        np.matmul(dZ_in, W_back, out=dX.reshape(T * B, F))
+        W_back = W[:, inner] * quarter  # (F, 4H)
+        dX_T = ws.empty(key + "dX", (T, F, B), dtype)
+        np.matmul(W_back, dZ[:, 1:].reshape(T, 4 * H, B), out=dX_T)
         if mask_x is not None:
-            dX *= mask_x
-    return dX, dW, dU, db
+            dX_T *= mask_x.T
+    return dX_T, np.ascontiguousarray(dW), np.ascontiguousarray(dU), db
 
 
 def forward(X, params, lengths=None, masks=None, keep_cache=True, workspace=None):
@@ -300,8 +306,7 @@ def forward(X, params, lengths=None, masks=None, keep_cache=True, workspace=None
         Everything :func:`backward` needs.
     """
     ws = _NoWorkspace if workspace is None else workspace
-    inp = ws.empty("input", (X.shape[1], X.shape[0], X.shape[2]), X.dtype)
-    np.copyto(inp, X.transpose(1, 0, 2))  # (T, B, F), time-major
+    inp = X.transpose(1, 2, 0)  # (T, F, B), copied into the first layer's columns
     caches = []
     for layer in range(n_lstm_layers(params)):
         W, U, b = params[3 * layer : 3 * layer + 3]
@@ -310,7 +315,8 @@ def forward(X, params, lengths=None, masks=None, keep_cache=True, workspace=None
             inp, W, U, b, mask_x, mask_h, keep_cache, ws, key=f"{layer}."
         )
         caches.append(cache)
-    last = inp[-1] if lengths is None else inp[lengths - 1, np.arange(len(lengths))]
+    B = X.shape[0]
+    last = inp[-1].T if lengths is None else inp[lengths - 1, :, np.arange(B)]
     W_out, b_out = params[-2], params[-1]
     out = last @ W_out  # (B, n_outputs)
     out += b_out
@@ -340,12 +346,13 @@ def backward(dout, cache, need_dX=False):
     caches, last, W_out, lengths, ws = cache
     dW_out = last.T @ dout  # (H, n_outputs)
     db_out = dout.sum(axis=0)  # (n_outputs,)
-    T, B, H = caches[-1][6].shape  # the last layer's Hs
-    dHs = ws.zeros("dHs", (T, B, H), last.dtype)  # dL/dh_t from above
+    T = caches[-1][0].shape[0] - 1
+    B, H = last.shape
+    dHs = ws.zeros("dHs", (T, H, B), last.dtype)  # dL/dh_t from above, as columns
     if lengths is None:
-        dHs[-1] = dout @ W_out.T  # only h_T feeds the output layer
+        dHs[-1] = (dout @ W_out.T).T  # only h_T feeds the output layer
     else:
-        dHs[lengths - 1, np.arange(B)] = dout @ W_out.T
+        dHs[lengths - 1, :, np.arange(B)] = dout @ W_out.T
     grads = []
     for layer in range(len(caches) - 1, -1, -1):
         first_and_unneeded = layer == 0 and not need_dX
@@ -355,5 +362,5 @@ def backward(dout, cache, need_dX=False):
         grads[:0] = [dW, dU, db]
     grads += [dW_out, db_out]
     if need_dX:
-        return grads, dHs.transpose(1, 0, 2).copy()  # batch-major, not a buffer
+        return grads, dHs.transpose(2, 0, 1).copy()  # (B, T, F), not a buffer
     return grads
