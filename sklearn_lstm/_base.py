@@ -282,8 +282,13 @@ class BaseLSTM(BaseEstimator, ABC):
         dtype = params[0].dtype
         X = X.astype(dtype)
         n_samples, n_timesteps, _ = X.values.shape
-        widest = 4 * max(layer["recurrent_kernel"].shape[0] for layer in self.lstm_coefs_)
-        chunk = max(1, _PREDICT_CHUNK_BYTES // (n_timesteps * widest * dtype.itemsize))
+        # Prediction keeps, per layer and sample, the column [h; x; 1] of every step.
+        per_step = sum(
+            layer["kernel"].shape[0] + layer["recurrent_kernel"].shape[0] + 1
+            for layer in self.lstm_coefs_
+        )
+        per_sample = (n_timesteps + 1) * per_step * dtype.itemsize
+        chunk = max(1, _PREDICT_CHUNK_BYTES // per_sample)
         order = None if X.lengths is None else np.argsort(X.lengths, kind="stable")
         out = np.empty((n_samples, self.n_outputs_), dtype=dtype)
         workspace = Workspace() if workspace is None else workspace
