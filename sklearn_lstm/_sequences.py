@@ -166,14 +166,27 @@ def _check_sequence(seq, index, dtype, estimator):
     return arr, _resolve_dtype(arr.dtype, dtype), one_d
 
 
-def _pad_ragged(X, dtype, estimator):
-    """Validate a ragged X and right-pad it with NaN."""
+def stack_ragged(X, dtype, estimator):
+    """Check every sequence of a ragged X and stack their steps into one array.
+
+    Each sequence must be 1D or 2D and non-empty, and all must have the same number
+    of features. Values are not checked here.
+
+    Returns
+    -------
+    flat : ndarray of shape (total steps, n_features)
+        A new array: the user's sequences are only read. float32 only when every
+        sequence is float32; any float64 (or int, which resolves to float64) makes
+        the whole batch float64.
+    lengths : ndarray of shape (n_samples,), int64
+    one_d : list of bool, whether each sequence was given as 1D.
+    """
     if len(X) == 0:
         raise ValueError("X is an empty list; at least one sequence is required.")
-    arrays, dtypes = [], set()
+    arrays, dtypes, one_d = [], set(), []
     n_features = None
     for i, seq in enumerate(X):
-        arr, arr_dtype, _ = _check_sequence(seq, i, dtype, estimator)
+        arr, arr_dtype, is_1d = _check_sequence(seq, i, dtype, estimator)
         if n_features is None:
             n_features = arr.shape[1]
         elif arr.shape[1] != n_features:
@@ -184,13 +197,18 @@ def _pad_ragged(X, dtype, estimator):
             )
         arrays.append(arr)
         dtypes.add(arr_dtype)
-    # float32 survives only if every sequence is float32; any float64 (or int,
-    # which resolves to float64) makes the whole batch float64.
-    out_dtype = np.result_type(*dtypes)
+        one_d.append(is_1d)
     lengths = np.fromiter((a.shape[0] for a in arrays), dtype=np.int64, count=len(X))
-    # One concatenation writes every valid step into a new buffer: the user's
-    # arrays are only read, and the checks below run vectorised, not per sequence.
-    flat = np.concatenate(arrays, axis=0, dtype=out_dtype, casting="unsafe")
+    flat = np.concatenate(
+        arrays, axis=0, dtype=np.result_type(*dtypes), casting="unsafe"
+    )
+    return flat, lengths, one_d
+
+
+def _pad_ragged(X, dtype, estimator):
+    """Validate a ragged X and right-pad it with NaN."""
+    flat, lengths, _ = stack_ragged(X, dtype, estimator)
+    # The checks below run on all steps at once, not per sequence.
     finite = np.isfinite(flat).all(axis=1)
     if not finite.all():
         row = int(np.argmin(finite))
@@ -202,7 +220,7 @@ def _pad_ragged(X, dtype, estimator):
             "Sequences passed as a list have no padding, so every value must be "
             "finite."
         )
-    values = np.full((len(X), lengths.max(), n_features), np.nan, dtype=out_dtype)
+    values = np.full((len(X), lengths.max(), flat.shape[1]), np.nan, dtype=flat.dtype)
     # Boolean indexing walks the (sample, step) grid in C order, which is the order
     # of the concatenated steps.
     values[_valid_mask(lengths, values.shape[1])] = flat

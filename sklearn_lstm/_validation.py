@@ -116,7 +116,7 @@ def validate_sequences(estimator, X, *, reset, dtype=FLOAT_DTYPES):
         elif ndim == 2:
             values = values[:, :, np.newaxis]
 
-    _check_form(estimator, X, ndim, values.shape[2], reset)
+    check_form(estimator, X, ndim, values.shape[2], reset)
     if lengths is not None:
         values[np.isnan(values)] = 0.0  # a new array from pad_sequences
         if (lengths == values.shape[1]).all():
@@ -124,33 +124,39 @@ def validate_sequences(estimator, X, *, reset, dtype=FLOAT_DTYPES):
     return Sequences(values, lengths)
 
 
-def _check_form(estimator, X, ndim, n_features, reset):
-    """Set or check ``n_features_in_``, feature names and the form of X."""
+def check_form(estimator, X, ndim, n_features, reset, check_names=True):
+    """Set or check ``n_features_in_``, feature names and the form of X.
+
+    ``ndim`` is 2 for 2D X (``n_features`` then counts its columns) and 3 for 3D
+    arrays and lists of sequences (``n_features`` per time step). Without
+    ``check_names`` (for output passed back, as ``inverse_transform`` gets), 2D X is
+    checked for its number of columns only.
+    """
     name = type(estimator).__name__
     if reset:
         estimator._input_ndim = ndim
-    else:
-        fitted_ndim = estimator._input_ndim
-        if ndim != fitted_ndim:
-            fitted = (
-                f"3D input with {estimator.n_features_in_} feature(s) per time step"
-                if fitted_ndim == 3
-                else f"2D input with {estimator.n_features_in_} time steps"
-            )
-            given = "2D" if ndim == 2 else "3D (or a list of sequences)"
-            raise ValueError(
-                f"X is {given} but this {name} was fitted on {fitted}; pass X in "
-                "the same form as in fit."
-            )
-    if ndim == 2:
+    elif ndim != estimator._input_ndim:
+        fitted = (
+            f"3D input with {estimator.n_features_in_} feature(s) per time step"
+            if estimator._input_ndim == 3
+            else f"2D input with {estimator.n_features_in_} time steps"
+        )
+        given = "2D" if ndim == 2 else "3D (or a list of sequences)"
+        raise ValueError(
+            f"X is {given} but this {name} was fitted on {fitted}; pass X in the "
+            "same form as in fit."
+        )
+    if ndim == 2 and check_names:
         # The scikit-learn checks of the number of columns and feature names.
         validate_data(estimator, X, reset=reset, skip_check_array=True)
-    elif reset:
+        return
+    if reset:
         estimator.n_features_in_ = n_features
         if hasattr(estimator, "feature_names_in_"):
-            del estimator.feature_names_in_
+            del estimator.feature_names_in_  # a refit must not keep old names
     elif n_features != estimator.n_features_in_:
+        per_step = " per time step" if ndim == 3 else ""
         raise ValueError(
-            f"X has {n_features} features per time step, but {name} is expecting "
+            f"X has {n_features} features{per_step}, but {name} is expecting "
             f"{estimator.n_features_in_} features as input."
         )

@@ -12,7 +12,8 @@ from sklearn.base import (
 from sklearn.utils._param_validation import Interval, validate_params
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from ._sequences import FLOAT_DTYPES, _check_sequence, is_ragged
+from ._sequences import FLOAT_DTYPES, is_ragged, stack_ragged
+from ._validation import check_form
 
 __all__ = ["SequenceScaler", "make_windows"]
 
@@ -41,29 +42,7 @@ def _read_ragged(X, estimator):
     Returns the steps stacked into one new array of shape (n_steps, n_features),
     the length of every sequence and whether each one was 1D.
     """
-    if len(X) == 0:
-        raise ValueError("X is an empty list; at least one sequence is required.")
-    arrays, dtypes, one_d = [], set(), []
-    n_features = None
-    for i, seq in enumerate(X):
-        arr, arr_dtype, is_1d = _check_sequence(seq, i, FLOAT_DTYPES, estimator)
-        if n_features is None:
-            n_features = arr.shape[1]
-        elif arr.shape[1] != n_features:
-            raise ValueError(
-                f"Sample {i} of X has {arr.shape[1]} feature(s) per time step, but "
-                f"sample 0 has {n_features}; all sequences must have the same number "
-                "of features."
-            )
-        arrays.append(arr)
-        dtypes.add(arr_dtype)
-        one_d.append(is_1d)
-    lengths = np.fromiter((a.shape[0] for a in arrays), dtype=np.int64, count=len(X))
-    # Concatenating writes every step into a new buffer, which the scaler may
-    # then modify in place: the user's arrays are only read.
-    flat = np.concatenate(
-        arrays, axis=0, dtype=np.result_type(*dtypes), casting="unsafe"
-    )
+    flat, lengths, one_d = stack_ragged(X, FLOAT_DTYPES, estimator)
     inf = np.isinf(flat).any(axis=1)
     if inf.any():
         row = int(np.argmax(inf))
@@ -284,43 +263,9 @@ class SequenceScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             def restore(out):
                 return out
 
-        two_d = form == "2d"
-        name = type(self).__name__
-        if not reset and two_d != (self._fitted_form == "2d"):
-            fitted = (
-                f"2D input with {self.n_features_in_} time steps"
-                if self._fitted_form == "2d"
-                else f"3D or ragged input with {self.n_features_in_} feature(s) per "
-                "time step"
-            )
-            raise ValueError(
-                f"X is {'2D' if two_d else '3D or ragged'} but this {name} was "
-                f"fitted on {fitted}; pass X in the same form as in fit."
-            )
-        if two_d:
-            if check_names:
-                # scikit-learn's own checks of the number of columns and of the
-                # feature names; X itself was validated above.
-                validate_data(self, X, reset=reset, skip_check_array=True)
-            elif values.shape[1] != self.n_features_in_:
-                raise ValueError(
-                    f"X has {values.shape[1]} features, but {name} is expecting "
-                    f"{self.n_features_in_} features as input."
-                )
-        else:
-            n_features = values.shape[-1]
-            if reset:
-                self.n_features_in_ = n_features
-                # A refit on sequences must not keep the names of a 2D fit.
-                if hasattr(self, "feature_names_in_"):
-                    del self.feature_names_in_
-            elif n_features != self.n_features_in_:
-                raise ValueError(
-                    f"X has {n_features} features per time step, but {name} is "
-                    f"expecting {self.n_features_in_} features as input."
-                )
-        if reset:
-            self._fitted_form = form
+        ndim = 2 if form == "2d" else 3
+        n_features = values.shape[1] if ndim == 2 else values.shape[-1]
+        check_form(self, X, ndim, n_features, reset, check_names=check_names)
         return values, form, restore
 
     @_fit_context(prefer_skip_nested_validation=True)

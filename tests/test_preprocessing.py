@@ -442,12 +442,14 @@ def test_2d_width_must_match():
 
 def test_form_must_match_fit():
     scaler_2d = SequenceScaler().fit(np.ones((4, 5)))
-    with pytest.raises(ValueError, match="X is 3D or ragged but this SequenceScaler"):
+    with pytest.raises(
+        ValueError, match=r"X is 3D \(or a list of sequences\) but this SequenceScaler"
+    ):
         scaler_2d.transform(np.ones((4, 5, 1)))
     with pytest.raises(ValueError, match="fitted on 2D input with 5 time steps"):
         scaler_2d.transform([np.ones(5), np.ones(3)])
     scaler_3d = SequenceScaler().fit([np.ones(5), np.ones(3)])
-    with pytest.raises(ValueError, match="X is 2D but .* 3D or ragged input with 1"):
+    with pytest.raises(ValueError, match="X is 2D but .* 3D input with 1"):
         scaler_3d.transform(np.ones((4, 5)))
 
 
