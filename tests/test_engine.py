@@ -21,67 +21,13 @@ from sklearn_lstm import LSTMClassifier, LSTMRegressor
 from sklearn_lstm._engine import backward, forward, n_lstm_layers
 from sklearn_lstm._losses import LOSS_FUNCTIONS
 
-EPS = 1e-6
-TOL = 1e-7
-
+from _gradcheck import assert_grad_close, make_params, numerical_grad, param_names
 
 # --------------------------------------------------------------------- helpers
-def make_params(rng, n_features, hidden, n_outputs, scale=0.5, dtype=np.float64):
-    """Random engine parameters; scale 0.5 puts gate pre-activations at O(1)."""
-    params = []
-    n_in = n_features
-    for h in hidden:
-        params += [
-            rng.normal(scale=scale, size=(n_in, 4 * h)),
-            rng.normal(scale=scale, size=(h, 4 * h)),
-            rng.normal(scale=scale, size=4 * h),
-        ]
-        n_in = h
-    params += [
-        rng.normal(scale=scale, size=(n_in, n_outputs)),
-        rng.normal(scale=scale, size=n_outputs),
-    ]
-    return [np.ascontiguousarray(p, dtype=dtype) for p in params]
-
-
 def mean_weights(y, dtype=np.float64):
     """Sample weights of a plain mean over the rows of y."""
     return np.full(len(y), 1.0 / len(y), dtype=dtype)
 
-
-def numerical_grad(f, arr, eps=EPS):
-    """Central differences of the scalar ``f()`` w.r.t. every entry of ``arr``.
-
-    ``arr`` is perturbed in place and restored exactly.
-    """
-    assert arr.flags.c_contiguous
-    grad = np.empty(arr.shape, dtype=np.float64)
-    flat = arr.reshape(-1)
-    gflat = grad.reshape(-1)
-    for k in range(flat.size):
-        orig = flat[k]
-        up, down = orig + eps, orig - eps
-        flat[k] = up
-        f_up = f()
-        flat[k] = down
-        f_down = f()
-        flat[k] = orig
-        gflat[k] = (f_up - f_down) / (up - down)  # exact step actually taken
-    return grad
-
-
-def assert_grad_close(analytic, numerical, tol=TOL, what=""):
-    assert analytic.shape == numerical.shape, what
-    assert np.all(np.isfinite(analytic)), what
-    err = np.abs(analytic - numerical) / np.maximum(1.0, np.abs(numerical))
-    assert err.max() < tol, f"{what}: max relative error {err.max():.3g}"
-
-
-def param_names(params):
-    names = []
-    for layer in range(n_lstm_layers(params)):
-        names += [f"W_{layer}", f"U_{layer}", f"b_{layer}"]
-    return names + ["W_out", "b_out"]
 
 
 def check_all_grads(f, params, grads, X=None, dX=None):

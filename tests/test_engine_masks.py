@@ -23,29 +23,11 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 from sklearn_lstm._engine import backward, forward, n_lstm_layers
 
-EPS = 1e-6
-TOL = 1e-7
+from _gradcheck import assert_grad_close, make_params, numerical_grad, param_names
+
 
 
 # --------------------------------------------------------------------- helpers
-def make_params(rng, n_features, hidden, n_outputs, scale=0.5):
-    """Random float64 engine parameters; scale 0.5 puts pre-activations at O(1)."""
-    params = []
-    n_in = n_features
-    for h in hidden:
-        params += [
-            rng.normal(scale=scale, size=(n_in, 4 * h)),
-            rng.normal(scale=scale, size=(h, 4 * h)),
-            rng.normal(scale=scale, size=4 * h),
-        ]
-        n_in = h
-    params += [
-        rng.normal(scale=scale, size=(n_in, n_outputs)),
-        rng.normal(scale=scale, size=n_outputs),
-    ]
-    return [np.ascontiguousarray(p) for p in params]
-
-
 def make_masks(rng, B, n_features, hidden, rate_x, rate_h):
     """Scaled variational masks per layer (None where the rate is None)."""
     masks = []
@@ -61,39 +43,6 @@ def make_masks(rng, B, n_features, hidden, rate_x, rate_h):
     return masks
 
 
-def numerical_grad(f, arr, eps=EPS):
-    """Central differences of the scalar ``f()`` w.r.t. every entry of ``arr``,
-    perturbed in place and restored exactly."""
-    assert arr.flags.c_contiguous
-    grad = np.empty(arr.shape)
-    flat = arr.reshape(-1)
-    gflat = grad.reshape(-1)
-    for k in range(flat.size):
-        orig = flat[k]
-        up, down = orig + eps, orig - eps
-        flat[k] = up
-        f_up = f()
-        flat[k] = down
-        f_down = f()
-        flat[k] = orig
-        gflat[k] = (f_up - f_down) / (up - down)
-    return grad
-
-
-def assert_grad_close(analytic, numerical, what):
-    assert analytic.shape == numerical.shape, what
-    assert np.all(np.isfinite(analytic)), what
-    err = np.abs(analytic - numerical) / np.maximum(1.0, np.abs(numerical))
-    assert err.max() < TOL, f"{what}: max relative error {err.max():.3g}"
-
-
-def param_names(params):
-    names = []
-    for layer in range(n_lstm_layers(params)):
-        names += [f"W_{layer}", f"U_{layer}", f"b_{layer}"]
-    return names + ["W_out", "b_out"]
-
-
 def check_grads_by_central_differences(X, params, G, **kwargs):
     """Every parameter and X, for the scalar sum(G * forward(X, params, **kwargs))."""
 
@@ -105,9 +54,9 @@ def check_grads_by_central_differences(X, params, G, **kwargs):
     assert len(grads) == len(params)
     for name, p, g in zip(param_names(params), params, grads):
         assert g.shape == p.shape, name
-        assert_grad_close(g, numerical_grad(f, p), name)
+        assert_grad_close(g, numerical_grad(f, p), what=name)
     assert dX.shape == X.shape
-    assert_grad_close(dX, numerical_grad(f, X), "X")
+    assert_grad_close(dX, numerical_grad(f, X), what="X")
     return grads, dX
 
 
