@@ -184,10 +184,16 @@ _NOTES = """The network reads each sequence step by step::
     ``h_T`` of the last LSTM layer. These are the equations of PyTorch's
     ``nn.LSTM``, whose single bias is ``bias_ih + bias_hh``.
 
-    X may be a 3D array-like of shape (n_samples, n_timesteps, n_features), or a 2D
-    one of shape (n_samples, n_timesteps) read as univariate sequences. Fitted on 3D
-    input, the model predicts sequences of any length; fitted on 2D input, it
-    follows scikit-learn's convention that the number of columns is fixed.
+    X may be a 3D array-like of shape (n_samples, n_timesteps, n_features), a list
+    of sequences of any lengths (each (n_timesteps_i, n_features), or
+    (n_timesteps_i,) for one feature), or a 2D array-like of shape
+    (n_samples, n_timesteps) read as univariate sequences. Arrays may be
+    right-padded with NaN: trailing steps that are NaN in every feature are
+    padding, and each sequence is read up to its own last step; NaN anywhere else
+    is an error (the ``allow_nan`` tag is False: NaN marks padding, not missing
+    values). Fitted on 3D input or a list, the model predicts sequences of any
+    length; fitted on 2D input, it follows scikit-learn's convention that the
+    number of columns is fixed.
 
     Computations run in float32 when X is float32 and in float64 otherwise.
     Kernels are initialised Glorot-uniform, recurrent kernels orthogonal, biases to
@@ -297,8 +303,8 @@ class LSTMRegressor(RegressorMixin, BaseLSTM):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_timesteps, n_features) or \
-                (n_samples, n_timesteps)
-            Training sequences.
+                (n_samples, n_timesteps), or list of array-like
+            Training sequences (see Notes for the forms and NaN padding).
 
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Target values.
@@ -323,8 +329,8 @@ class LSTMRegressor(RegressorMixin, BaseLSTM):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_timesteps, n_features) or \
-                (n_samples, n_timesteps)
-            Training sequences.
+                (n_samples, n_timesteps), or list of array-like
+            Training sequences (see Notes for the forms and NaN padding).
 
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Target values.
@@ -345,8 +351,9 @@ class LSTMRegressor(RegressorMixin, BaseLSTM):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_timesteps, n_features) or \
-                (n_samples, n_timesteps)
-            Sequences, in the same form as in ``fit``.
+                (n_samples, n_timesteps), or list of array-like
+            Sequences, in the same form as in ``fit`` (a list and a 3D array
+            are interchangeable).
 
         Returns
         -------
@@ -505,8 +512,8 @@ class LSTMClassifier(ClassifierMixin, BaseLSTM):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_timesteps, n_features) or \
-                (n_samples, n_timesteps)
-            Training sequences.
+                (n_samples, n_timesteps), or list of array-like
+            Training sequences (see Notes for the forms and NaN padding).
 
         y : array-like of shape (n_samples,) or (n_samples, n_labels)
             Class labels, or a binary indicator matrix for multilabel targets.
@@ -532,8 +539,8 @@ class LSTMClassifier(ClassifierMixin, BaseLSTM):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_timesteps, n_features) or \
-                (n_samples, n_timesteps)
-            Training sequences.
+                (n_samples, n_timesteps), or list of array-like
+            Training sequences (see Notes for the forms and NaN padding).
 
         y : array-like of shape (n_samples,) or (n_samples, n_labels)
             Class labels, or a binary indicator matrix for multilabel targets.
@@ -623,8 +630,9 @@ class LSTMClassifier(ClassifierMixin, BaseLSTM):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_timesteps, n_features) or \
-                (n_samples, n_timesteps)
-            Sequences, in the same form as in ``fit``.
+                (n_samples, n_timesteps), or list of array-like
+            Sequences, in the same form as in ``fit`` (a list and a 3D array
+            are interchangeable).
 
         Returns
         -------
@@ -639,8 +647,9 @@ class LSTMClassifier(ClassifierMixin, BaseLSTM):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_timesteps, n_features) or \
-                (n_samples, n_timesteps)
-            Sequences, in the same form as in ``fit``.
+                (n_samples, n_timesteps), or list of array-like
+            Sequences, in the same form as in ``fit`` (a list and a 3D array
+            are interchangeable).
 
         Returns
         -------
@@ -659,8 +668,9 @@ class LSTMClassifier(ClassifierMixin, BaseLSTM):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_timesteps, n_features) or \
-                (n_samples, n_timesteps)
-            Sequences, in the same form as in ``fit``.
+                (n_samples, n_timesteps), or list of array-like
+            Sequences, in the same form as in ``fit`` (a list and a 3D array
+            are interchangeable).
 
         Returns
         -------
