@@ -1,13 +1,7 @@
 """Gradient checks of the NumPy LSTM engine and the losses, by central differences.
 
 Every analytic gradient (every parameter entry and the input X) is compared with
-central differences in float64. Tolerance: with step ``eps = 1e-6`` the central
-difference ``(f(x + eps) - f(x - eps)) / (2 eps)`` has a truncation error of about
-``eps**2 / 6 * |f'''| ~ 1e-13`` for the O(1) third derivatives of these smooth
-functions, and a rounding error of about ``u * |f| / eps ~ 1e-16 * 10 / 1e-6 = 1e-9``
-(``u`` the float64 unit roundoff, ``|f| <~ 10`` here). Both are far below ``1e-7``,
-which we use on ``|analytic - numerical| / max(1, |numerical|)`` per entry; a wrong
-or missing term in backpropagation gives errors of order 1e-3 or more.
+central differences in float64; ``_gradcheck.py`` explains the step and tolerance.
 """
 
 import warnings
