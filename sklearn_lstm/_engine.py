@@ -167,9 +167,10 @@ def _layer_forward(
         # see _layer_backward. (T, 5, H, B).
         K = ws.empty(key + "K", (T, 5, H, B), dtype)
     fc = ws.empty(key + "fc", (H, B), dtype)  # f * c_{t-1}
+    Z2 = Z.reshape(len(Z), 4 * H, B)  # the same memory, as the product's output
     for t in range(T):
         z = Z[t] if keep_cache else Z[0]  # (4, H, B)
-        np.matmul(M, HX[t], out=z.reshape(4 * H, B))  # z_t, sigmoid rows halved
+        np.matmul(M, HX[t], out=Z2[t] if keep_cache else Z2[0])  # z_t, halved rows
         np.tanh(z, out=z)
         if keep_cache:
             k = K[t]
@@ -249,19 +250,20 @@ def _layer_backward(dHs, cache, need_dX=True, ws=_NoWorkspace, key=""):
     dZ = ws.empty(key + "dZ", (T, 5, H, B), dtype)
     dh_prev = ws.empty(key + "dh_prev", (H, B), dtype)
     dc = ws.zeros(key + "dc", (H, B), dtype)  # dL/dc_t, carried from step t+1 to t
+    dZ_gates = dZ[:, 1:].reshape(T, 4 * H, B)  # a view: dz_t of every step, (4H, B)
     for t in range(T - 1, -1, -1):
         dz, k = dZ[t], K[t]
         np.multiply(k[:2], dHs[t], out=dz[:2])
         dc += dz[0]
         np.multiply(k[2:], dc, out=dz[2:])
         if t > 0:
-            np.matmul(U_back, dz[1:].reshape(4 * H, B), out=dh_prev)
+            np.matmul(U_back, dZ_gates[t], out=dh_prev)
             if m_h is not None:
                 dh_prev *= m_h
             dHs[t - 1] += dh_prev
             dc *= f[t]  # the part of dc_{t-1} that flows through c_t
     # [dU; dW; db]^T = sum over steps and samples of dz [h_{t-1}; x_t; 1]^T.
-    dM = np.tensordot(dZ[:, 1:].reshape(T, 4 * H, B), HX[:T], axes=([0, 2], [0, 2]))
+    dM = np.tensordot(dZ_gates, HX[:T], axes=([0, 2], [0, 2]))
     dM *= quarter[:, None]
     public = _to_public(H)
     dU = dM[public, :H].T  # (H, 4H)
@@ -271,7 +273,7 @@ def _layer_backward(dHs, cache, need_dX=True, ws=_NoWorkspace, key=""):
     if need_dX:
         W_back = W[:, inner] * quarter  # (F, 4H)
         dX_T = ws.empty(key + "dX", (T, F, B), dtype)
-        np.matmul(W_back, dZ[:, 1:].reshape(T, 4 * H, B), out=dX_T)
+        np.matmul(W_back, dZ_gates, out=dX_T)
         if mask_x is not None:
             dX_T *= mask_x.T
     return dX_T, np.ascontiguousarray(dW), np.ascontiguousarray(dU), db
