@@ -15,7 +15,7 @@ from sklearn.utils.multiclass import (
 from sklearn.utils.validation import check_array, check_consistent_length, column_or_1d
 
 from ._base import BaseLSTM
-from ._losses import logistic, softmax
+from ._losses import OUT_ACTIVATIONS
 from ._validation import FLOAT_DTYPES, validate_sequences
 
 _SHARED_PARAMETERS = """hidden_layer_sizes : int or sequence of int, default=(100,)
@@ -622,7 +622,7 @@ class LSTMClassifier(ClassifierMixin, BaseLSTM):
         return accuracy_score(y, y_pred, sample_weight=sample_weight)
 
     def _proba(self, raw):
-        return OUT_PROBA[self.out_activation_](raw)
+        return OUT_ACTIVATIONS[self.out_activation_](raw)
 
     def predict(self, X):
         """Predict class labels.
@@ -692,8 +692,6 @@ class LSTMClassifier(ClassifierMixin, BaseLSTM):
         tags.classifier_tags.multi_label = True
         return tags
 
-
-OUT_PROBA = {"logistic": logistic, "softmax": softmax}
 
 
 def _check_y_present(estimator, y):
