@@ -27,6 +27,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from sklearn_lstm import LSTMClassifier, LSTMRegressor
 
+from _data import first_step_classification, sum_regression
+
 # Most tests stop training at max_iter on purpose; the warning has its own test.
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -34,20 +36,6 @@ ESTIMATORS = [LSTMRegressor, LSTMClassifier]
 
 
 # --------------------------------------------------------------------- data
-def sum_regression(n=80, n_timesteps=6, n_features=1, seed=0):
-    """y = sum over the time steps of the first feature: needs the whole sequence."""
-    rng = np.random.RandomState(seed)
-    X = rng.uniform(size=(n, n_timesteps, n_features))
-    return X, X[:, :, 0].sum(axis=1)
-
-
-def first_step_classification(n=80, n_timesteps=6, n_features=2, seed=0):
-    """Class = sign of the first step's first feature: needs memory of the start."""
-    rng = np.random.RandomState(seed)
-    X = rng.normal(size=(n, n_timesteps, n_features))
-    return X, (X[:, 0, 0] > 0).astype(int)
-
-
 def multiclass_strings(n=90, n_timesteps=5, seed=0):
     rng = np.random.RandomState(seed)
     X = rng.normal(size=(n, n_timesteps, 2))

@@ -13,6 +13,7 @@ import re
 import signal
 import threading
 import warnings
+from functools import partial
 
 import numpy as np
 import pytest
@@ -27,6 +28,8 @@ from sklearn_lstm import LSTMClassifier, LSTMRegressor
 from sklearn_lstm._engine import forward
 from sklearn_lstm._optimizers import AdamOptimizer, RMSPropOptimizer, SGDOptimizer
 
+import _data
+
 # Most fits stop at max_iter on purpose.
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -35,18 +38,9 @@ SOLVERS = ["adam", "rmsprop", "sgd"]
 
 
 # --------------------------------------------------------------------- data
-def sum_regression(n=40, n_timesteps=4, n_features=1, seed=0):
-    """y = sum over the time steps of the first feature."""
-    rng = np.random.RandomState(seed)
-    X = rng.uniform(size=(n, n_timesteps, n_features))
-    return X, X[:, :, 0].sum(axis=1)
-
-
-def first_step_classification(n=40, n_timesteps=4, n_features=2, seed=0):
-    """Class = sign of the first step's first feature."""
-    rng = np.random.RandomState(seed)
-    X = rng.normal(size=(n, n_timesteps, n_features))
-    return X, (X[:, 0, 0] > 0).astype(int)
+# Smaller than the shared defaults: these tests fit many tiny models.
+sum_regression = partial(_data.sum_regression, n=40, n_timesteps=4)
+first_step_classification = partial(_data.first_step_classification, n=40, n_timesteps=4)
 
 
 def data_for(cls, **kwargs):
