@@ -497,7 +497,13 @@ class BaseLSTM(BaseEstimator, ABC):
             for param, best in zip(params, self._best_params):
                 param[...] = best
         self._best_params = None
-        if not incremental and self.loss_ > max(1e3 * min(self.loss_curve_), 1e-12):
+        # An interrupt before the first weighted batch leaves no epoch to judge.
+        recorded = bool(self.loss_curve_)
+        if (
+            not incremental
+            and recorded
+            and self.loss_ > max(1e3 * min(self.loss_curve_), 1e-12)
+        ):
             warnings.warn(
                 f"The training loss grew from {min(self.loss_curve_):.3g} to "
                 f"{self.loss_:.3g}: training diverged. Lower learning_rate_init (now "

@@ -200,7 +200,7 @@ def _layer_forward(
             np.subtract(o, k[0], out=k[0])  # A = o (1 - tanh(c_t)^2)
     if not keep_cache:
         return Hs, None
-    return Hs, (HX, M, W, U, Z, K, mask_x, mask_h)
+    return Hs, (HX, W, U, Z, K, mask_x, mask_h)
 
 
 def _layer_backward(dHs, cache, need_dX=True, ws=_NoWorkspace, key=""):
@@ -233,7 +233,7 @@ def _layer_backward(dHs, cache, need_dX=True, ws=_NoWorkspace, key=""):
     dX_T : ndarray of shape (T, F, B) or None.
     dW, dU, db : gradients of the kernel, recurrent kernel and bias (public layout).
     """
-    HX, M, W, U, Z, K, mask_x, mask_h = cache
+    HX, W, U, Z, K, mask_x, mask_h = cache
     T, H, B = dHs.shape
     F = W.shape[0]
     dtype = dHs.dtype
