@@ -104,14 +104,20 @@ def n_lstm_layers(params):
     return (len(params) - 2) // 3
 
 
-def _to_inner(H):
-    """Row indices taking the public [i|f|g|o] gate layout to the inner [o|f|i|g]."""
-    return np.r_[3 * H : 4 * H, H : 2 * H, 0:H, 2 * H : 3 * H]
+def _gate_rows(H, order):
+    """Row indices taking the public [i|f|g|o] gate layout to ``order``."""
+    public = {"i": 0, "f": 1, "g": 2, "o": 3}
+    return np.concatenate([np.arange(H) + public[gate] * H for gate in order])
 
 
-def _to_public(H):
-    """Indices taking the inner [o|f|i|g] gate layout back to [i|f|g|o]."""
-    return np.r_[2 * H : 3 * H, H : 2 * H, 3 * H : 4 * H, 0:H]
+#: Bytes of per-step work arrays that one chunk of steps may fill before they are
+#: processed together, while still in cache.
+_CHUNK_BYTES = 1 << 19
+
+
+def _chunk_steps(T, H, B, itemsize):
+    """Steps per chunk of the forward and backward loops."""
+    return max(1, min(T, _CHUNK_BYTES // (6 * H * B * itemsize)))
 
 
 def _layer_forward(
@@ -136,13 +142,13 @@ def _layer_forward(
     T, F, B = X_T.shape
     H = U.shape[0]
     dtype = X_T.dtype
-    inner = _to_inner(H)
-    half = np.ones((4 * H, 1), dtype=dtype)
-    half[: 3 * H] = 0.5  # sigmoid gates get z / 2, for sigmoid(z) = (1 + tanh(z/2)) / 2
+    rows = _gate_rows(H, "gfio")
+    half = np.full((4 * H, 1), 0.5, dtype=dtype)
+    half[:H] = 1.0  # f, i, o get z / 2, for sigmoid(z) = (1 + tanh(z/2)) / 2
     # M = [U | W | b]^T in the inner gate order, sigmoid rows halved: (4H, H+F+1).
-    M = np.concatenate([U.T[inner], W.T[inner], b[inner, None]], axis=1) * half
+    M = np.concatenate([U.T[rows], W.T[rows], b[rows, None]], axis=1) * half
 
-    # HX[t] = [h_{t-1} (masked); x_t (masked); 1], the column each step multiplies.
+    # HX[t] = [h_{t-1} (masked); x_t (masked); 1], the column step t multiplies.
     HX = ws.empty(key + "HX", (T + 1, H + F + 1, B), dtype)
     HX[0, :H] = 0.0  # h_0
     if mask_x is None:
@@ -155,69 +161,93 @@ def _layer_forward(
     else:
         Hs = ws.empty(key + "Hs", (T, H, B), dtype)
         m_h = np.ascontiguousarray(mask_h.T)  # (H, B)
-    # Gates of each step (T, 4, H, B), inner order [o | f | i | g]; one step's
-    # worth when nothing is kept.
-    Z = ws.empty(key + "Z", (T if keep_cache else 1, 4, H, B), dtype)
-    # cc[t] = [tanh(c_t) ; c_{t-1}], side by side so that one product gives two of
-    # the gate factors below; c_t is written into cc[t + 1], and c_0 = 0.
-    cc = ws.empty(key + "cc", (T + 1 if keep_cache else 2, 2, H, B), dtype)
-    cc[0, 1] = 0.0
+        masked = list(HX[1:, :H])
+
+    # The steps run in chunks of C, whose work arrays stay in cache until the
+    # chunk's gate-derivative factors are computed together (_gate_factors).
+    # S[j] = [c_{t-1} | g | f | i | o] of the chunk's step j = t - t0: the product
+    # writes the four gates, and c_t goes into S[j + 1]. Side by side, [f | i] and
+    # [c_{t-1} | g] give both terms of c_t, P[j], in one multiplication.
+    C = _chunk_steps(T, H, B, dtype.itemsize)
+    S = ws.empty(key + "S", (C + 1, 5, H, B), dtype)
+    S[0, 0] = 0.0  # c_0
+    TC = ws.empty(key + "TC", (C, H, B), dtype)  # tanh(c_t)
+    P = ws.empty(key + "P", (C, 2, H, B), dtype)  # [f * c_{t-1} | i * g]
+    gates = S[:, 1:].reshape(C + 1, 4 * H, B)
+    steps = [
+        (gates[j], S[j, 1:], S[j, 2:], S[j, 2:4], S[j, :2], P[j], P[j, 0], P[j, 1])
+        + (S[j + 1, 0], TC[j], S[j, 4])
+        for j in range(C)
+    ]
+    half = np.full((3, H, B), 0.5, dtype=dtype)
+    columns, hidden = list(HX), list(Hs)  # views (H+F+1, B) and (H, B) per step
     if keep_cache:
-        # Factors of the gate gradients: K[t] = [A | 4 K_o | 4 K_f | 4 K_i | K_g],
-        # see _layer_backward. (T, 5, H, B).
-        K = ws.empty(key + "K", (T, 5, H, B), dtype)
-    fc = ws.empty(key + "fc", (H, B), dtype)  # f * c_{t-1}
-    Z2 = Z.reshape(len(Z), 4 * H, B)  # the same memory, as the product's output
-    for t in range(T):
-        z = Z[t] if keep_cache else Z[0]  # (4, H, B)
-        np.matmul(M, HX[t], out=Z2[t] if keep_cache else Z2[0])  # z_t, halved rows
-        np.tanh(z, out=z)
+        # Factors of the gate gradients and f, see _layer_backward: (T, 6, H, B).
+        K = ws.empty(key + "K", (T, 6, H, B), dtype)
+        scratch = ws.empty(key + "D", (C, 3, H, B), dtype)
+    matmul, tanh, multiply, add = np.matmul, np.tanh, np.multiply, np.add
+    for t0 in range(0, T, C):
+        n = min(C, T - t0)
+        for t, step in zip(range(t0, t0 + n), steps):
+            z, act, sig, f_i, c_g, p, fc, ig, c, tc, o = step
+            matmul(M, columns[t], z)  # z_t, sigmoid rows halved
+            tanh(act, act)
+            multiply(sig, half, sig)
+            add(sig, half, sig)  # f, i, o = sigmoid; g = tanh
+            multiply(f_i, c_g, p)
+            add(fc, ig, c)  # c_t = f * c_{t-1} + i * g
+            tanh(c, tc)
+            h = hidden[t]
+            multiply(o, tc, h)  # h_t = o * tanh(c_t)
+            if mask_h is not None:
+                multiply(h, m_h, masked[t])
         if keep_cache:
-            k = K[t]
-            # 1 - tanh^2 of every gate: d tanh for g, and 4 x d sigmoid for o, f, i
-            # since sigmoid(z)(1 - sigmoid(z)) = (1 - tanh(z/2)^2) / 4.
-            np.square(z, out=k[1:])
-            np.subtract(1.0, k[1:], out=k[1:])
-        sig = z[:3]
-        sig *= 0.5
-        sig += 0.5  # o, f, i = sigmoid; g = tanh
-        o, f, i, g = z
-        now, nxt = (cc[t], cc[t + 1]) if keep_cache else (cc[t % 2], cc[(t + 1) % 2])
-        c = nxt[1]
-        np.multiply(i, g, out=c)
-        np.multiply(f, now[1], out=fc)
-        c += fc  # c_t = f * c_{t-1} + i * g
-        tc = now[0]
-        np.tanh(c, out=tc)
-        h = Hs[t]
-        np.multiply(o, tc, out=h)  # h_t = o * tanh(c_t)
-        if mask_h is not None:
-            np.multiply(h, m_h, out=HX[t + 1, :H])
-        if keep_cache:
-            k[1:3] *= now  # o: x tanh(c_t);  f: x c_{t-1}
-            k[3:5] *= z[3:1:-1]  # i: x g;  g: x i
-            np.multiply(h, tc, out=k[0])
-            np.subtract(o, k[0], out=k[0])  # A = o (1 - tanh(c_t)^2)
+            chunk = slice(t0, t0 + n)
+            _gate_factors(S[:n], P[:n], TC[:n], Hs[chunk], K[chunk], scratch[:n])
+        S[0, 0] = S[n, 0]  # the last c_t of this chunk is the next one's c_{t-1}
     if not keep_cache:
         return Hs, None
-    return Hs, (HX, W, U, Z, K, mask_x, mask_h)
+    return Hs, (HX, W, U, K, mask_x, mask_h)
 
 
-def _layer_backward(dHs, cache, need_dX=True, ws=_NoWorkspace, key=""):
+def _gate_factors(S, P, TC, h, K, D):
+    """Fill ``K = [A | K_o | K_g | K_f | K_i | f]`` for a chunk of steps.
+
+    ``S`` holds ``[c_{t-1} | g | f | i | o]`` of each step, ``P`` ``[f c_{t-1} |
+    i g]``, ``TC`` ``tanh(c_t)`` and ``h`` ``h_t``; ``D`` is scratch (n, 3, H, B).
+    Products the forward pass already made shorten the factors::
+
+        K_f = c_{t-1} f (1 - f) = (f c_{t-1}) (1 - f)
+        K_i = g i (1 - i)       = (i g) (1 - i)
+        K_o = tanh(c_t) o (1 - o) = h_t (1 - o)
+        K_g = i (1 - g^2)       = i - (i g) g
+        A   = o (1 - tanh(c_t)^2) = o - h_t tanh(c_t)
+    """
+    np.subtract(1.0, S[:, 2:], out=D)  # 1 - f, 1 - i, 1 - o
+    np.multiply(P, D[:, :2], out=K[:, 3:5])  # K_f, K_i
+    np.multiply(h, D[:, 2], out=K[:, 1])  # K_o
+    np.multiply(P[:, 1], S[:, 1], out=K[:, 2])
+    np.subtract(S[:, 3], K[:, 2], out=K[:, 2])  # K_g
+    np.multiply(h, TC, out=K[:, 0])
+    np.subtract(S[:, 4], K[:, 0], out=K[:, 0])  # A
+    K[:, 5] = S[:, 2]  # f
+
+
+def _layer_backward(dHs, cache, need_dX=True, from_above=None, ws=_NoWorkspace, key=""):
     """Backpropagation through time for one layer, in the transposed layout.
 
     With the factors ``K`` of the forward pass, one step is::
 
         dc_t  = dh_t * A + f_{t+1} * dc_{t+1},     A   = o (1 - tanh(c_t)^2)
         dz_o  = dh_t * K_o,                        K_o = tanh(c_t) o (1 - o)
+        dz_g  = dc_t * K_g,                        K_g = i (1 - g^2)
         dz_f  = dc_t * K_f,                        K_f = c_{t-1} f (1 - f)
         dz_i  = dc_t * K_i,                        K_i = g i (1 - i)
-        dz_g  = dc_t * K_g,                        K_g = i (1 - g^2)
-        dh_{t-1} += (U dz_t) * m_h,  dx_t = W dz_t
+        dh_{t-1} = dh_{t-1 from above} + (U dz_t) * m_h,    dx_t = W dz_t
 
-    The sigmoid gates' factors are kept 4 times too large (see _layer_forward);
-    the matrices that multiply dz are scaled by 1/4 on those gates instead, which
-    costs nothing per step.
+    that is two products by broadcasting, ``[A | K_o] * dh_t`` and ``[K_g | K_f |
+    K_i | f_t] * dc_t`` (the last term is the next step's ``f_{t+1} * dc_{t+1}``),
+    one sum and one matrix product.
 
     Parameters
     ----------
@@ -226,6 +256,9 @@ def _layer_backward(dHs, cache, need_dX=True, ws=_NoWorkspace, key=""):
         the output layer), excluding the recurrence. It is overwritten.
     cache : tuple from :func:`_layer_forward`.
     need_dX : bool, whether to compute the gradient with respect to the inputs.
+    from_above : sequence of bool of length T, or None
+        Which steps of ``dHs`` may be nonzero; None for all. The recurrence writes
+        straight into the others.
     ws, key : where the arrays come from (a :class:`Workspace`) and their prefix.
 
     Returns
@@ -233,49 +266,73 @@ def _layer_backward(dHs, cache, need_dX=True, ws=_NoWorkspace, key=""):
     dX_T : ndarray of shape (T, F, B) or None.
     dW, dU, db : gradients of the kernel, recurrent kernel and bias (public layout).
     """
-    HX, W, U, Z, K, mask_x, mask_h = cache
+    HX, W, U, K, mask_x, mask_h = cache
     T, H, B = dHs.shape
     F = W.shape[0]
     dtype = dHs.dtype
-    inner = _to_inner(H)
-    quarter = np.ones(4 * H, dtype=dtype)
-    quarter[: 3 * H] = 0.25  # undoes the 4x of the sigmoid gates' factors
-    # U in the inner order, times 1/4 on the sigmoid gates: (H, 4H).
-    U_back = U[:, inner] * quarter
+    rows = _gate_rows(H, "ogfi")
+    U_back = np.ascontiguousarray(U[:, rows])  # (H, 4H)
     m_h = None if mask_h is None else np.ascontiguousarray(mask_h.T)  # (H, B)
-    f = Z[:, 1]  # (T, H, B)
 
-    # dZ[t] = [dh_t * A | dz_o | dz_f | dz_i | dz_g]: the first slot is scratch, so
-    # one product by dh_t fills two slots and one product by dc_t fills three.
-    dZ = ws.empty(key + "dZ", (T, 5, H, B), dtype)
+    # The steps run backwards in chunks of C. R[j] = [dh_t * A | dz_o | dz_g | dz_f |
+    # dz_i | f_t * dc_t] of the chunk's step j = t - t0. After a chunk, while in
+    # cache, its dz and its columns [h_{t-1}; x_t; 1] are copied feature-major, so
+    # that one product over the chunk's (step, sample) pairs adds its share to the
+    # weight gradients.
+    C = _chunk_steps(T, H, B, dtype.itemsize)
+    R = ws.empty(key + "R", (C, 6, H, B), dtype)
+    R_gates = R[:, 1:5].reshape(C, 4 * H, B)
+    steps = [(R[j, :2], R[j, 0], R[j, 2:], R_gates[j]) for j in range(C)]
+    G = ws.empty(key + "G", (4 * H, C, B), dtype)  # dz of the chunk, feature-major
+    HXc = ws.empty(key + "HXc", (H + F + 1, C, B), dtype)  # its columns, too
+    dh = list(dHs)
+    K_dh, K_dc = list(K[:, :2]), list(K[:, 2:])
     dh_prev = ws.empty(key + "dh_prev", (H, B), dtype)
-    dc = ws.zeros(key + "dc", (H, B), dtype)  # dL/dc_t, carried from step t+1 to t
-    dZ_gates = dZ[:, 1:].reshape(T, 4 * H, B)  # a view: dz_t of every step, (4H, B)
-    for t in range(T - 1, -1, -1):
-        dz, k = dZ[t], K[t]
-        np.multiply(k[:2], dHs[t], out=dz[:2])
-        dc += dz[0]
-        np.multiply(k[2:], dc, out=dz[2:])
-        if t > 0:
-            np.matmul(U_back, dZ_gates[t], out=dh_prev)
-            if m_h is not None:
-                dh_prev *= m_h
-            dHs[t - 1] += dh_prev
-            dc *= f[t]  # the part of dc_{t-1} that flows through c_t
-    # [dU; dW; db]^T = sum over steps and samples of dz [h_{t-1}; x_t; 1]^T.
-    dM = np.tensordot(dZ_gates, HX[:T], axes=([0, 2], [0, 2]))
-    dM *= quarter[:, None]
-    public = _to_public(H)
-    dU = dM[public, :H].T  # (H, 4H)
-    dW = dM[public, H : H + F].T  # (F, 4H)
-    db = dM[public, H + F]  # (4H,)
-    dX_T = None
+    dc = ws.empty(key + "dc", (H, B), dtype)  # dL/dc_t
+    fdc = ws.zeros(key + "fdc", (H, B), dtype)  # f_{t+1} dc_{t+1}, none after T
+    dM = np.zeros((4 * H, H + F + 1), dtype=dtype)  # [dU; dW; db]^T, rows ogfi
+    dM_chunk = ws.empty(key + "dM", dM.shape, dtype)
     if need_dX:
-        W_back = W[:, inner] * quarter  # (F, 4H)
+        W_back = np.ascontiguousarray(W[:, rows])  # (F, 4H)
         dX_T = ws.empty(key + "dX", (T, F, B), dtype)
-        np.matmul(W_back, dZ_gates, out=dX_T)
-        if mask_x is not None:
-            dX_T *= mask_x.T
+    matmul, multiply, add = np.matmul, np.multiply, np.add
+    for t1 in range(T, 0, -C):
+        t0 = max(0, t1 - C)
+        for t in range(t1 - 1, t0 - 1, -1):
+            by_dh, dhA, by_dc, dz = steps[t - t0]
+            multiply(K_dh[t], dh[t], by_dh)
+            add(dhA, fdc, dc)
+            multiply(K_dc[t], dc, by_dc)
+            fdc = by_dc[3]
+            if t > 0:
+                if from_above is None or from_above[t - 1]:
+                    matmul(U_back, dz, dh_prev)
+                    if m_h is not None:
+                        dh_prev *= m_h
+                    dh[t - 1] += dh_prev
+                else:
+                    matmul(U_back, dz, dh[t - 1])
+                    if m_h is not None:
+                        dh[t - 1] *= m_h
+        # This chunk's share of [dU; dW; db]^T = sum over steps and samples of
+        # dz [h_{t-1}; x_t; 1]^T, and its dx_t = W dz_t.
+        n = t1 - t0
+        if n < C:
+            G, HXc = G[:, :n], HXc[:, :n]
+        np.copyto(G, R_gates[:n].transpose(1, 0, 2))
+        np.copyto(HXc, HX[t0:t1].transpose(1, 0, 2))
+        matmul(G.reshape(4 * H, -1), HXc.reshape(H + F + 1, -1).T, dM_chunk)
+        dM += dM_chunk
+        if need_dX:
+            matmul(W_back, R_gates[:n], dX_T[t0:t1])
+    dM = dM[np.argsort(rows)]  # public gate order
+    dU = dM[:, :H].T  # (H, 4H)
+    dW = dM[:, H : H + F].T  # (F, 4H)
+    db = dM[:, H + F]  # (4H,)
+    if not need_dX:
+        dX_T = None
+    elif mask_x is not None:
+        dX_T *= mask_x.T
     return dX_T, np.ascontiguousarray(dW), np.ascontiguousarray(dU), db
 
 
@@ -355,12 +412,18 @@ def backward(dout, cache, need_dX=False):
         dHs[-1] = (dout @ W_out.T).T  # only h_T feeds the output layer
     else:
         dHs[lengths - 1, :, np.arange(B)] = dout @ W_out.T
+    # Only the steps that feed the output get a gradient from above in the top
+    # layer; every step does in the layers below it.
+    from_above = np.zeros(T, dtype=bool)
+    from_above[-1 if lengths is None else lengths - 1] = True
+    from_above = from_above.tolist()
     grads = []
     for layer in range(len(caches) - 1, -1, -1):
         first_and_unneeded = layer == 0 and not need_dX
         dHs, dW, dU, db = _layer_backward(
-            dHs, caches[layer], not first_and_unneeded, ws, key=f"{layer}."
+            dHs, caches[layer], not first_and_unneeded, from_above, ws, f"{layer}."
         )
+        from_above = None
         grads[:0] = [dW, dU, db]
     grads += [dW_out, db_out]
     if need_dX:
