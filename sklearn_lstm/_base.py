@@ -10,6 +10,7 @@ import threading
 import time
 import warnings
 from abc import ABC, abstractmethod
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from numbers import Integral, Real
 
@@ -24,6 +25,7 @@ from sklearn.utils.validation import (
     check_is_fitted,
     check_random_state,
 )
+from threadpoolctl import ThreadpoolController
 
 from ._engine import Workspace, backward, forward
 from ._losses import LOSS_FUNCTIONS
@@ -40,6 +42,20 @@ _OPTIMIZERS = {"adam": AdamOptimizer, "rmsprop": RMSPropOptimizer, "sgd": SGDOpt
 # Predict in chunks of samples so that the activations of one chunk stay near this
 # size, however many samples are passed.
 _PREDICT_CHUNK_BYTES = 32 * 2**20
+
+# Prediction splits the samples between threads when each gets at least this many.
+_PREDICT_MIN_SAMPLES_PER_THREAD = 64
+
+_threadpools = None
+
+
+def _blas_threads():
+    """The threadpool controller, and how many threads BLAS may use now."""
+    global _threadpools
+    if _threadpools is None:
+        _threadpools = ThreadpoolController()
+    blas = _threadpools.select(user_api="blas")
+    return blas, max([lib["num_threads"] for lib in blas.info()], default=1)
 
 
 def _glorot_uniform(rng, fan_in, fan_out, dtype):
@@ -292,12 +308,38 @@ class BaseLSTM(BaseEstimator, ABC):
         order = None if X.lengths is None else np.argsort(X.lengths, kind="stable")
         out = np.empty((n_samples, self.n_outputs_), dtype=dtype)
         workspace = Workspace() if workspace is None else workspace
-        for batch in gen_batches(n_samples, chunk):
-            idx = batch if order is None else order[batch]
-            part = X.take(idx)
-            out[idx], _ = forward(
-                part.values, params, part.lengths, keep_cache=False, workspace=workspace
-            )
+
+        def run(batches, workspace):
+            for batch in batches:
+                idx = batch if order is None else order[batch]
+                part = X.take(idx)
+                out[idx], _ = forward(
+                    part.values,
+                    params,
+                    part.lengths,
+                    keep_cache=False,
+                    workspace=workspace,
+                )
+
+        # The element-wise work of a step runs on one core, BLAS on all of its
+        # threads. With enough samples, as many Python threads as BLAS may use
+        # each take a share of the chunks, with BLAS held to one thread: NumPy
+        # releases the GIL while it computes, so the cores share all the work.
+        blas, n_threads = _blas_threads()
+        n_threads = min(n_threads, n_samples // _PREDICT_MIN_SAMPLES_PER_THREAD)
+        if n_threads <= 1:
+            run(gen_batches(n_samples, chunk), workspace)
+            return out
+        chunk = min(chunk, -(-n_samples // n_threads))
+        batches = list(gen_batches(n_samples, chunk))
+        workspaces = [workspace] + [Workspace() for _ in range(n_threads - 1)]
+        with blas.limit(limits=1), ThreadPoolExecutor(n_threads) as pool:
+            shares = [
+                pool.submit(run, batches[k::n_threads], workspaces[k])
+                for k in range(n_threads)
+            ]
+            for share in shares:
+                share.result()
         return out
 
     def _raw_predict(self, X):

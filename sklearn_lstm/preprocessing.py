@@ -10,7 +10,7 @@ from sklearn.base import (
     _fit_context,
 )
 from sklearn.utils._param_validation import Interval, validate_params
-from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+from sklearn.utils.validation import check_array, check_is_fitted
 
 from ._sequences import FLOAT_DTYPES, is_ragged, stack_ragged
 from ._validation import check_form

@@ -8,14 +8,14 @@ import warnings
 
 import numpy as np
 import pytest
+from _gradcheck import assert_grad_close, make_params, numerical_grad, param_names
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sklearn_lstm import LSTMClassifier, LSTMRegressor
-from sklearn_lstm._engine import backward, forward, n_lstm_layers
+from sklearn_lstm._engine import backward, forward
 from sklearn_lstm._losses import LOSS_FUNCTIONS
 
-from _gradcheck import assert_grad_close, make_params, numerical_grad, param_names
 
 # --------------------------------------------------------------------- helpers
 def mean_weights(y, dtype=np.float64):

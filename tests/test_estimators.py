@@ -9,6 +9,7 @@ import warnings
 
 import numpy as np
 import pytest
+from _data import first_step_classification, sum_regression
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy.stats import loguniform, randint
 from sklearn.base import clone
@@ -26,8 +27,6 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
 from sklearn_lstm import LSTMClassifier, LSTMRegressor
-
-from _data import first_step_classification, sum_regression
 
 # Most tests stop training at max_iter on purpose; the warning has its own test.
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")

@@ -15,6 +15,7 @@ import threading
 import warnings
 from functools import partial
 
+import _data
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
@@ -27,8 +28,6 @@ import sklearn_lstm._base as base_module
 from sklearn_lstm import LSTMClassifier, LSTMRegressor
 from sklearn_lstm._engine import forward
 from sklearn_lstm._optimizers import AdamOptimizer, RMSPropOptimizer, SGDOptimizer
-
-import _data
 
 # Most fits stop at max_iter on purpose.
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")

@@ -1,5 +1,7 @@
 """Variable-length sequences through the estimators: ragged lists, NaN padding."""
 
+import threading
+
 import numpy as np
 import pytest
 from scipy.stats import loguniform
@@ -11,7 +13,9 @@ from sklearn.model_selection import (
     cross_val_score,
 )
 from sklearn.pipeline import make_pipeline
+from threadpoolctl import threadpool_info, threadpool_limits
 
+import sklearn_lstm._base
 from sklearn_lstm import LSTMClassifier, LSTMRegressor
 from sklearn_lstm.preprocessing import SequenceScaler
 
@@ -67,6 +71,34 @@ def test_padded_predictions_equal_each_sequence_alone(cls):
     # Different batch sizes change only the summation order of the products.
     np.testing.assert_allclose(batch, alone, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(getattr(est, method)(X), alone, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("cls", ESTIMATORS)
+def test_prediction_shared_between_threads_equals_one_thread(cls, monkeypatch):
+    X, y = ragged_problem(n=61)
+    est = tiny(cls, hidden_layer_sizes=(5, 4)).fit(X, as_labels(cls, y))
+    method = "predict_proba" if cls is LSTMClassifier else "predict"
+    with threadpool_limits(limits=1, user_api="blas"):
+        one_thread = getattr(est, method)(X)
+
+    # Every sample share is big enough for a thread of its own; record who runs.
+    monkeypatch.setattr(sklearn_lstm._base, "_PREDICT_MIN_SAMPLES_PER_THREAD", 1)
+    forward = sklearn_lstm._base.forward
+    callers = set()
+
+    def recording_forward(*args, **kwargs):
+        callers.add(threading.get_ident())
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(sklearn_lstm._base, "forward", recording_forward)
+    with threadpool_limits(limits=2, user_api="blas"):
+        shared = getattr(est, method)(X)
+        blas_after = [lib["num_threads"] for lib in threadpool_info()
+                      if lib["user_api"] == "blas"]
+    assert len(callers) == 2
+    assert min(blas_after) == 2  # BLAS gets its threads back afterwards
+    np.testing.assert_allclose(shared, one_thread, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
