@@ -185,12 +185,12 @@ def _layer_forward(
         # Factors of the gate gradients and f, see _layer_backward: (T, 6, H, B).
         K = ws.empty(key + "K", (T, 6, H, B), dtype)
         scratch = ws.empty(key + "D", (C, 3, H, B), dtype)
-    matmul, tanh, multiply, add = np.matmul, np.tanh, np.multiply, np.add
+    dot, tanh, multiply, add = np.dot, np.tanh, np.multiply, np.add
     for t0 in range(0, T, C):
         n = min(C, T - t0)
         for t, step in zip(range(t0, t0 + n), steps):
             z, act, sig, f_i, c_g, p, fc, ig, c, tc, o = step
-            matmul(M, columns[t], z)  # z_t, sigmoid rows halved
+            dot(M, columns[t], z)  # z_t, sigmoid rows halved
             tanh(act, act)
             multiply(sig, half, sig)
             add(sig, half, sig)  # f, i, o = sigmoid; g = tanh
@@ -282,11 +282,11 @@ def _layer_backward(dHs, cache, need_dX=True, from_above=None, ws=_NoWorkspace, 
     C = _chunk_steps(T, H, B, dtype.itemsize)
     R = ws.empty(key + "R", (C, 6, H, B), dtype)
     R_gates = R[:, 1:5].reshape(C, 4 * H, B)
-    steps = [(R[j, :2], R[j, 0], R[j, 2:], R_gates[j]) for j in range(C)]
+    steps = [(R[j, 0], R[j, 1], R[j, 2:], R_gates[j]) for j in range(C)]
     G = ws.empty(key + "G", (4 * H, C, B), dtype)  # dz of the chunk, feature-major
     HXc = ws.empty(key + "HXc", (H + F + 1, C, B), dtype)  # its columns, too
     dh = list(dHs)
-    K_dh, K_dc = list(K[:, :2]), list(K[:, 2:])
+    A, K_o, K_dc = list(K[:, 0]), list(K[:, 1]), list(K[:, 2:])
     dh_prev = ws.empty(key + "dh_prev", (H, B), dtype)
     dc = ws.empty(key + "dc", (H, B), dtype)  # dL/dc_t
     fdc = ws.zeros(key + "fdc", (H, B), dtype)  # f_{t+1} dc_{t+1}, none after T
@@ -295,23 +295,25 @@ def _layer_backward(dHs, cache, need_dX=True, from_above=None, ws=_NoWorkspace, 
     if need_dX:
         W_back = np.ascontiguousarray(W[:, rows])  # (F, 4H)
         dX_T = ws.empty(key + "dX", (T, F, B), dtype)
-    matmul, multiply, add = np.matmul, np.multiply, np.add
+    dot, multiply, add = np.dot, np.multiply, np.add
     for t1 in range(T, 0, -C):
         t0 = max(0, t1 - C)
         for t in range(t1 - 1, t0 - 1, -1):
-            by_dh, dhA, by_dc, dz = steps[t - t0]
-            multiply(K_dh[t], dh[t], by_dh)
+            dhA, dz_o, by_dc, dz = steps[t - t0]
+            dh_t = dh[t]
+            multiply(A[t], dh_t, dhA)  # two products: broadcasting costs more
+            multiply(K_o[t], dh_t, dz_o)
             add(dhA, fdc, dc)
             multiply(K_dc[t], dc, by_dc)
             fdc = by_dc[3]
             if t > 0:
                 if from_above is None or from_above[t - 1]:
-                    matmul(U_back, dz, dh_prev)
+                    dot(U_back, dz, dh_prev)
                     if m_h is not None:
                         dh_prev *= m_h
                     dh[t - 1] += dh_prev
                 else:
-                    matmul(U_back, dz, dh[t - 1])
+                    dot(U_back, dz, dh[t - 1])
                     if m_h is not None:
                         dh[t - 1] *= m_h
         # This chunk's share of [dU; dW; db]^T = sum over steps and samples of
@@ -321,10 +323,10 @@ def _layer_backward(dHs, cache, need_dX=True, from_above=None, ws=_NoWorkspace, 
             G, HXc = G[:, :n], HXc[:, :n]
         np.copyto(G, R_gates[:n].transpose(1, 0, 2))
         np.copyto(HXc, HX[t0:t1].transpose(1, 0, 2))
-        matmul(G.reshape(4 * H, -1), HXc.reshape(H + F + 1, -1).T, dM_chunk)
+        np.matmul(G.reshape(4 * H, -1), HXc.reshape(H + F + 1, -1).T, dM_chunk)
         dM += dM_chunk
         if need_dX:
-            matmul(W_back, R_gates[:n], dX_T[t0:t1])
+            np.matmul(W_back, R_gates[:n], dX_T[t0:t1])
     dM = dM[np.argsort(rows)]  # public gate order
     dU = dM[:, :H].T  # (H, 4H)
     dW = dM[:, H : H + F].T  # (F, 4H)
