@@ -114,6 +114,9 @@ def _gate_rows(H, order):
 #: processed together, while still in cache.
 _CHUNK_BYTES = 1 << 19
 
+#: Bytes of gate gradients gathered for each product giving the weight gradients.
+_SPAN_BYTES = 1 << 23
+
 
 def _chunk_steps(T, H, B, itemsize):
     """Steps per chunk of the forward and backward loops."""
@@ -276,15 +279,17 @@ def _layer_backward(dHs, cache, need_dX=True, from_above=None, ws=_NoWorkspace, 
 
     # The steps run backwards in chunks of C. R[j] = [dh_t * A | dz_o | dz_g | dz_f |
     # dz_i | f_t * dc_t] of the chunk's step j = t - t0. After a chunk, while in
-    # cache, its dz and its columns [h_{t-1}; x_t; 1] are copied feature-major, so
-    # that one product over the chunk's (step, sample) pairs adds its share to the
-    # weight gradients.
+    # cache, its dz are copied feature-major into G, which gathers a span of
+    # several chunks; once a span is complete, one product over its (step, sample)
+    # pairs adds its share to the weight gradients.
     C = _chunk_steps(T, H, B, dtype.itemsize)
     R = ws.empty(key + "R", (C, 6, H, B), dtype)
     R_gates = R[:, 1:5].reshape(C, 4 * H, B)
     steps = [(R[j, 0], R[j, 1], R[j, 2:], R_gates[j]) for j in range(C)]
-    G = ws.empty(key + "G", (4 * H, C, B), dtype)  # dz of the chunk, feature-major
-    HXc = ws.empty(key + "HXc", (H + F + 1, C, B), dtype)  # its columns, too
+    span = C * max(1, _SPAN_BYTES // (4 * H * B * dtype.itemsize * C))
+    G = ws.empty(key + "G", (4 * H, min(span, T), B), dtype)  # dz, feature-major
+    HXc = ws.empty(key + "HXc", (H + F + 1, min(span, T), B), dtype)  # columns
+    s1 = T  # the span being gathered ends at step s1
     dh = list(dHs)
     A, K_o, K_dc = list(K[:, 0]), list(K[:, 1]), list(K[:, 2:])
     dh_prev = ws.empty(key + "dh_prev", (H, B), dtype)
@@ -316,17 +321,19 @@ def _layer_backward(dHs, cache, need_dX=True, from_above=None, ws=_NoWorkspace, 
                     dot(U_back, dz, dh[t - 1])
                     if m_h is not None:
                         dh[t - 1] *= m_h
-        # This chunk's share of [dU; dW; db]^T = sum over steps and samples of
-        # dz [h_{t-1}; x_t; 1]^T, and its dx_t = W dz_t.
         n = t1 - t0
-        if n < C:
-            G, HXc = G[:, :n], HXc[:, :n]
-        np.copyto(G, R_gates[:n].transpose(1, 0, 2))
-        np.copyto(HXc, HX[t0:t1].transpose(1, 0, 2))
-        np.matmul(G.reshape(4 * H, -1), HXc.reshape(H + F + 1, -1).T, dM_chunk)
-        dM += dM_chunk
         if need_dX:
-            np.matmul(W_back, R_gates[:n], dX_T[t0:t1])
+            np.matmul(W_back, R_gates[:n], dX_T[t0:t1])  # dx_t = W dz_t
+        s0 = max(0, s1 - span)
+        np.copyto(G[:, t0 - s0 : t1 - s0], R_gates[:n].transpose(1, 0, 2))
+        if t0 == s0:
+            # The span's share of [dU; dW; db]^T = sum over steps and samples of
+            # dz [h_{t-1}; x_t; 1]^T.
+            Gs, HXs = G[:, : s1 - s0], HXc[:, : s1 - s0]
+            np.copyto(HXs, HX[s0:s1].transpose(1, 0, 2))
+            np.matmul(Gs.reshape(4 * H, -1), HXs.reshape(H + F + 1, -1).T, dM_chunk)
+            dM += dM_chunk
+            s1 = s0
     dM = dM[np.argsort(rows)]  # public gate order
     dU = dM[:, :H].T  # (H, 4H)
     dW = dM[:, H : H + F].T  # (F, 4H)

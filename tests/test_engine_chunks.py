@@ -1,0 +1,85 @@
+"""The engine's chunks of steps give the same numbers as one chunk.
+
+For speed the engine runs the time steps in chunks sized to stay in cache
+(``_CHUNK_BYTES``) and gathers several chunks for each product that gives the
+weight gradients (``_SPAN_BYTES``). The small problems of the gradient checks fit
+in one chunk, so here both sizes are shrunk until chunks hold one to a few steps,
+and spans one to a few chunks, with sequence lengths that are not multiples of
+either. The outputs and every gradient must equal those of a single chunk (up to
+the order of summation, 1e-12), itself checked by central differences in
+``tests/test_engine.py``; one case is checked by central differences as well.
+"""
+
+import numpy as np
+import pytest
+from _gradcheck import make_params
+from numpy.testing import assert_allclose
+from test_engine_masks import check_grads_by_central_differences, make_masks
+
+import sklearn_lstm._engine as engine
+from sklearn_lstm._engine import Workspace, backward, forward
+
+B, T, F, HIDDEN, N_OUT = 3, 11, 2, (4, 3), 2
+
+
+def run(X, params, **kwargs):
+    out, cache = forward(X, params, **kwargs)
+    grads, dX = backward(np.ones_like(out), cache, need_dX=True)
+    predicted, _ = forward(X, params, keep_cache=False, **kwargs)
+    return [out, predicted, dX, *grads]
+
+
+def shrink(monkeypatch, chunk_steps, span_chunks, itemsize=8):
+    """Chunks of ``chunk_steps`` steps in the widest layer, spans of so many."""
+    per_step = 6 * max(HIDDEN) * B * itemsize
+    monkeypatch.setattr(engine, "_CHUNK_BYTES", chunk_steps * per_step)
+    span = 4 * max(HIDDEN) * B * itemsize * chunk_steps * span_chunks
+    monkeypatch.setattr(engine, "_SPAN_BYTES", span)
+
+
+def problem(seed, ragged, dropout):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(B, T, F))
+    params = make_params(rng, F, HIDDEN, N_OUT)
+    kwargs = {}
+    if ragged:
+        kwargs["lengths"] = np.array([T, 4, 7])
+        X[1, 4:] = 0.0
+        X[2, 7:] = 0.0
+    if dropout:
+        kwargs["masks"] = make_masks(rng, B, F, HIDDEN, 0.3, 0.4)
+    return X, params, kwargs
+
+
+@pytest.mark.parametrize("chunk_steps, span_chunks", [(1, 1), (2, 1), (3, 2), (4, 5)])
+@pytest.mark.parametrize("ragged", [False, True], ids=["full", "ragged"])
+@pytest.mark.parametrize("dropout", [False, True], ids=["plain", "dropout"])
+def test_chunks_and_spans_change_nothing(monkeypatch, chunk_steps, span_chunks,
+                                         ragged, dropout):
+    X, params, kwargs = problem(0, ragged, dropout)
+    one_chunk = run(X, params, **kwargs)
+    shrink(monkeypatch, chunk_steps, span_chunks)
+    assert engine._chunk_steps(T, max(HIDDEN), B, 8) == chunk_steps  # really split
+    chunked = run(X, params, **kwargs)
+    for a, b in zip(one_chunk, chunked):
+        assert_allclose(b, a, rtol=1e-12, atol=1e-12)
+
+
+def test_reused_workspace_with_other_shapes(monkeypatch):
+    """Buffers of one batch shape serve the next, larger or smaller."""
+    shrink(monkeypatch, 2, 2)
+    workspace = Workspace()
+    for seed, (b, t) in enumerate([(3, 11), (5, 4), (2, 13), (3, 11)]):
+        rng = np.random.default_rng(seed)
+        X = rng.normal(size=(b, t, F))
+        params = make_params(rng, F, HIDDEN, N_OUT)
+        fresh = run(X, params)
+        reused = run(X, params, workspace=workspace)
+        for a, c in zip(fresh, reused):
+            assert_allclose(c, a, rtol=1e-12, atol=1e-12)
+
+
+def test_chunked_gradients_match_central_differences(monkeypatch):
+    X, params, kwargs = problem(1, ragged=True, dropout=True)
+    shrink(monkeypatch, 2, 2)
+    check_grads_by_central_differences(X, params, np.ones((B, N_OUT)), **kwargs)
