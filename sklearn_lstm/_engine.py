@@ -36,19 +36,23 @@ b_out]``; :func:`backward` returns the gradients in the same order.
 How it is computed (the equations above are the contract; this is only speed):
 
 * Inside, every per-step array is transposed, ``(H, B)`` rather than ``(B, H)``,
-  and the gate blocks are reordered ``[o | f | i | g]``, so that each gate of each
-  step is one contiguous block: numpy's fast path, never a strided view.
+  and the gate blocks are reordered (``[g | f | i | o]`` forward, ``[o | g | f |
+  i]`` backward), so that each gate of each step is one contiguous block, and the
+  blocks that one operation needs are neighbours: numpy's fast path, never a
+  strided view, and as few calls per step as the equations allow (eight forward,
+  five backward, including the matrix product).
 * One matrix product per step does all the work of ``z_t``: the step's column
   ``[h_{t-1}; x_t; 1]`` is multiplied by ``[U | W | b]^T``, so the input term and
-  the bias need no separate pass. The columns of all steps live side by side in
-  one buffer; ``h_t`` is written straight into the next step's column.
+  the bias need no separate pass. ``h_t`` is written straight into the next
+  step's column.
 * ``sigmoid(z) = 0.5 * tanh(z / 2) + 0.5``. The sigmoid rows of ``[U | W | b]^T``
   are halved beforehand (exactly: a power of two), so one ``tanh`` activates all
   four gates of a step, and no finite input can overflow.
-* The derivative factors of the gates are filled during the forward pass, while
-  the values are in cache, laid out so that the backward step is six array
-  operations and one matrix product; the weight gradients are one large product
-  after the loop.
+* The steps run in chunks of a few steps whose work arrays stay in cache. Whatever
+  does not feed the recurrence is done once per chunk on all its steps together:
+  the gates' derivative factors after a forward chunk, and after a backward chunk
+  the copy of its gate gradients into the operand of the weight gradients, which
+  are one large product per span of chunks.
 * Arrays come from a :class:`Workspace` that keeps them from one mini-batch to the
   next.
 
@@ -182,7 +186,7 @@ def _layer_forward(
         + (S[j + 1, 0], TC[j], S[j, 4])
         for j in range(C)
     ]
-    half = np.full((3, H, B), 0.5, dtype=dtype)
+    halves = np.full((3, H, B), 0.5, dtype=dtype)  # an array: a scalar costs more
     columns, hidden = list(HX), list(Hs)  # views (H+F+1, B) and (H, B) per step
     if keep_cache:
         # Factors of the gate gradients and f, see _layer_backward: (T, 6, H, B).
@@ -195,8 +199,8 @@ def _layer_forward(
             z, act, sig, f_i, c_g, p, fc, ig, c, tc, o = step
             dot(M, columns[t], z)  # z_t, sigmoid rows halved
             tanh(act, act)
-            multiply(sig, half, sig)
-            add(sig, half, sig)  # f, i, o = sigmoid; g = tanh
+            multiply(sig, halves, sig)
+            add(sig, halves, sig)  # f, i, o = sigmoid; g = tanh
             multiply(f_i, c_g, p)
             add(fc, ig, c)  # c_t = f * c_{t-1} + i * g
             tanh(c, tc)
@@ -248,9 +252,9 @@ def _layer_backward(dHs, cache, need_dX=True, from_above=None, ws=_NoWorkspace, 
         dz_i  = dc_t * K_i,                        K_i = g i (1 - i)
         dh_{t-1} = dh_{t-1 from above} + (U dz_t) * m_h,    dx_t = W dz_t
 
-    that is two products by broadcasting, ``[A | K_o] * dh_t`` and ``[K_g | K_f |
-    K_i | f_t] * dc_t`` (the last term is the next step's ``f_{t+1} * dc_{t+1}``),
-    one sum and one matrix product.
+    that is the products ``A * dh_t`` and ``K_o * dh_t``, one sum for ``dc_t``, one
+    product by broadcasting ``[K_g | K_f | K_i | f_t] * dc_t`` (its last term is
+    the next step's ``f_{t+1} * dc_{t+1}``) and one matrix product.
 
     Parameters
     ----------
