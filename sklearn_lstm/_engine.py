@@ -59,6 +59,9 @@ How it is computed (the equations above are the contract; this is only speed):
 Nothing here knows about losses, optimizers or scikit-learn.
 """
 
+import math
+from functools import lru_cache
+
 import numpy as np
 
 __all__ = ["Workspace", "forward", "backward", "n_lstm_layers"]
@@ -79,7 +82,7 @@ class Workspace:
 
     def empty(self, name, shape, dtype):
         """An uninitialised array of ``shape`` backed by the buffer ``name``."""
-        size = int(np.prod(shape))
+        size = math.prod(shape)
         buffer = self._buffers.get(name)
         if buffer is None or buffer.dtype != dtype or buffer.size < size:
             buffer = self._buffers[name] = np.empty(size, dtype=dtype)
@@ -108,10 +111,29 @@ def n_lstm_layers(params):
     return (len(params) - 2) // 3
 
 
+@lru_cache
 def _gate_rows(H, order):
     """Row indices taking the public [i|f|g|o] gate layout to ``order``."""
     public = {"i": 0, "f": 1, "g": 2, "o": 3}
-    return np.concatenate([np.arange(H) + public[gate] * H for gate in order])
+    rows = np.concatenate([np.arange(H) + public[gate] * H for gate in order])
+    rows.flags.writeable = False  # shared by every call
+    return rows
+
+
+@lru_cache
+def _public_rows(H, order):
+    """Row indices taking the gate layout ``order`` back to the public [i|f|g|o]."""
+    rows = np.argsort(_gate_rows(H, order))
+    rows.flags.writeable = False
+    return rows
+
+
+@lru_cache(maxsize=16)
+def _halves(shape, dtype):
+    """A read-only array of 0.5: as an operand, faster than the scalar."""
+    out = np.full(shape, 0.5, dtype=dtype)
+    out.flags.writeable = False
+    return out
 
 
 #: Bytes of per-step work arrays that one chunk of steps may fill before they are
@@ -149,11 +171,12 @@ def _layer_forward(
     T, F, B = X_T.shape
     H = U.shape[0]
     dtype = X_T.dtype
-    rows = _gate_rows(H, "gfio")
-    half = np.full((4 * H, 1), 0.5, dtype=dtype)
-    half[:H] = 1.0  # f, i, o get z / 2, for sigmoid(z) = (1 + tanh(z/2)) / 2
     # M = [U | W | b]^T in the inner gate order, sigmoid rows halved: (4H, H+F+1).
-    M = np.concatenate([U.T[rows], W.T[rows], b[rows, None]], axis=1) * half
+    UWb = ws.empty(key + "UWb", (H + F + 1, 4 * H), dtype)
+    UWb[:H], UWb[H : H + F], UWb[H + F] = U, W, b
+    M = ws.empty(key + "M", (4 * H, H + F + 1), dtype)
+    np.take(UWb.T, _gate_rows(H, "gfio"), axis=0, out=M)
+    M[H:] *= 0.5  # f, i, o get z / 2, for sigmoid(z) = (1 + tanh(z/2)) / 2
 
     # HX[t] = [h_{t-1} (masked); x_t (masked); 1], the column step t multiplies.
     HX = ws.empty(key + "HX", (T + 1, H + F + 1, B), dtype)
@@ -186,7 +209,7 @@ def _layer_forward(
         + (S[j + 1, 0], TC[j], S[j, 4])
         for j in range(C)
     ]
-    halves = np.full((3, H, B), 0.5, dtype=dtype)  # an array: a scalar costs more
+    halves = _halves((3, H, B), dtype)
     columns, hidden = list(HX), list(Hs)  # views (H+F+1, B) and (H, B) per step
     if keep_cache:
         # Factors of the gate gradients and f, see _layer_backward: (T, 6, H, B).
@@ -278,7 +301,7 @@ def _layer_backward(dHs, cache, need_dX=True, from_above=None, ws=_NoWorkspace, 
     F = W.shape[0]
     dtype = dHs.dtype
     rows = _gate_rows(H, "ogfi")
-    U_back = np.ascontiguousarray(U[:, rows])  # (H, 4H)
+    U_back = np.take(U, rows, axis=1, out=ws.empty(key + "U_back", U.shape, dtype))
     m_h = None if mask_h is None else np.ascontiguousarray(mask_h.T)  # (H, B)
 
     # The steps run backwards in chunks of C. R[j] = [dh_t * A | dz_o | dz_g | dz_f |
@@ -338,7 +361,7 @@ def _layer_backward(dHs, cache, need_dX=True, from_above=None, ws=_NoWorkspace, 
             np.matmul(Gs.reshape(4 * H, -1), HXs.reshape(H + F + 1, -1).T, dM_chunk)
             dM += dM_chunk
             s1 = s0
-    dM = dM[np.argsort(rows)]  # public gate order
+    dM = dM[_public_rows(H, "ogfi")]
     dU = dM[:, :H].T  # (H, 4H)
     dW = dM[:, H : H + F].T  # (F, 4H)
     db = dM[:, H + F]  # (4H,)
