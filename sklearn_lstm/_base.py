@@ -10,7 +10,6 @@ import threading
 import time
 import warnings
 from abc import ABC, abstractmethod
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from numbers import Integral, Real
 
@@ -333,13 +332,25 @@ class BaseLSTM(BaseEstimator, ABC):
         chunk = min(chunk, -(-n_samples // n_threads))
         batches = list(gen_batches(n_samples, chunk))
         workspaces = [workspace] + [Workspace() for _ in range(n_threads - 1)]
-        with blas.limit(limits=1), ThreadPoolExecutor(n_threads) as pool:
-            shares = [
-                pool.submit(run, batches[k::n_threads], workspaces[k])
-                for k in range(n_threads)
-            ]
-            for share in shares:
-                share.result()
+        errors = []
+
+        def share(k):
+            try:
+                run(batches[k::n_threads], workspaces[k])
+            except BaseException as exc:  # re-raised by the calling thread
+                errors.append(exc)
+
+        helpers = [
+            threading.Thread(target=share, args=(k,)) for k in range(1, n_threads)
+        ]
+        with blas.limit(limits=1):
+            for helper in helpers:
+                helper.start()
+            share(0)  # the calling thread takes the first share
+            for helper in helpers:
+                helper.join()
+        if errors:
+            raise errors[0]
         return out
 
     def _raw_predict(self, X):
