@@ -131,7 +131,7 @@ class Timing:
 
 @dataclass(frozen=True)
 class Settings:
-    timing: Timing = Timing(epochs=3, repeats=3, pause=0.3)
+    timing: Timing = Timing(epochs=3, repeats=5, pause=0.3)
     sweep: Timing = Timing(epochs=2, repeats=3, pause=0.3)
     gemm_size: int = 2048
     quick: bool = False

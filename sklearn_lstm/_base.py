@@ -291,7 +291,8 @@ class BaseLSTM(BaseEstimator, ABC):
 
         Chunks hold sequences of similar lengths (sorted), so that padding costs
         little, and are sized so that their activations stay near
-        ``_PREDICT_CHUNK_BYTES`` however many samples are passed.
+        ``_PREDICT_CHUNK_BYTES`` however many samples are passed. With enough
+        samples, the chunks are shared between as many threads as BLAS may use.
         """
         params = self._check_weights()
         dtype = params[0].dtype
