@@ -31,10 +31,11 @@ Problems (all generated or bundled, nothing downloaded):
 * ``digits``: scikit-learn's 8x8 digits read row by row (8 steps of 8 pixels),
   10 classes, stratified split.
 
-Run from the repository root::
+Run from the repository root (a full run takes ~1.5 min on 2 cores; ``--quick`` is
+a tiny smoke run, not the judged setting)::
 
-    python benchmarks/bench_learning.py                 # full run, ~10-15 min on 2 cores
-    python benchmarks/bench_learning.py --quick         # tiny smoke run, not the judged setting
+    python benchmarks/bench_learning.py
+    python benchmarks/bench_learning.py --quick
     python benchmarks/bench_learning.py --only adding,digits --seeds 3
 
 Fit times depend on the load of the machine; the load average is printed at the
@@ -237,7 +238,10 @@ def _fit_quietly(model, X, y):
         elapsed = time.perf_counter() - start
     for w in caught:
         message = str(w.message)
-        if issubclass(w.category, ConvergenceWarning) and "maximum iteration" in message.lower():
+        if (
+            issubclass(w.category, ConvergenceWarning)
+            and "maximum iteration" in message.lower()
+        ):
             continue
         print(f"    warning from {type(model).__name__}: {message}", file=sys.stderr)
     return elapsed
@@ -258,7 +262,9 @@ def run_ours(problem, seed, epochs):
     )
     elapsed = _fit_quietly(model, problem.X_train, problem.y_train)
     if model.n_iter_ != epochs:
-        print(f"    note: ours ran {model.n_iter_} epochs, not {epochs}", file=sys.stderr)
+        print(
+            f"    note: ours ran {model.n_iter_} epochs, not {epochs}", file=sys.stderr
+        )
     return _score(problem, model.predict(problem.X_test)), elapsed
 
 
@@ -505,7 +511,10 @@ def main(argv=None):
     print()
     if have_torch:
         if shortfalls:
-            print(f"Ours falls short of torch − {TOLERANCE} on: {', '.join(shortfalls)}.")
+            print(
+                f"Ours falls short of torch − {TOLERANCE} on: "
+                f"{', '.join(shortfalls)}."
+            )
         else:
             print(f"Ours reaches torch − {TOLERANCE} on every problem.")
     print(f"Total time {total:.0f} s; load average at end: {_load()}")

@@ -1,4 +1,7 @@
-"""LSTM networks for scikit-learn, on a pure-NumPy backpropagation-through-time engine."""
+"""LSTM networks for scikit-learn.
+
+They run on a pure-NumPy backpropagation-through-time engine.
+"""
 
 from ._estimators import LSTMClassifier, LSTMRegressor
 

@@ -69,7 +69,11 @@ def main():
     rows = [
         (lstm_name, best.score(X_test, y_test), lstm_time),
         ("MLPRegressor (100,) on flattened X", mlp.score(flat_test, y_test), mlp_time),
-        ("DummyRegressor (predicts the mean)", dummy.score(flat_test, y_test), dummy_time),
+        (
+            "DummyRegressor (predicts the mean)",
+            dummy.score(flat_test, y_test),
+            dummy_time,
+        ),
     ]
     width = max(len(name) for name, _, _ in rows)
     print(f"\n| {'model':<{width}} | test R^2 | fit time (s) |")

@@ -425,7 +425,9 @@ class BaseLSTM(BaseEstimator, ABC):
             self._random_state = check_random_state(self.random_state)
             self._initialize(X.values.shape[2], y.shape[1], X.values.dtype)
         else:
-            fitted_sizes = [layer["recurrent_kernel"].shape[0] for layer in self.lstm_coefs_]
+            fitted_sizes = [
+                layer["recurrent_kernel"].shape[0] for layer in self.lstm_coefs_
+            ]
             if fitted_sizes != layer_sizes:
                 raise ValueError(
                     f"hidden_layer_sizes is {tuple(layer_sizes)} but the fitted model "
@@ -464,7 +466,9 @@ class BaseLSTM(BaseEstimator, ABC):
         if self.solver == "sgd":
             settings.update(momentum=self.momentum, nesterov=self.nesterovs_momentum)
         elif self.solver == "adam":
-            settings.update(beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon)
+            settings.update(
+                beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon
+            )
         else:
             settings.update(rho=self.rho, epsilon=self.epsilon)
         return settings
@@ -564,6 +568,8 @@ class BaseLSTM(BaseEstimator, ABC):
                 f"{self.learning_rate_init}) or max_grad_norm (now "
                 f"{self.max_grad_norm}).",
                 ConvergenceWarning,
+                # The user's fit call, above _fit, fit and _fit_context's wrapper.
+                stacklevel=5,
             )
 
     def _run_epochs(
@@ -611,6 +617,9 @@ class BaseLSTM(BaseEstimator, ABC):
                         f"{self.n_iter_}, after {seen} of {n_samples} samples; the "
                         "model keeps the weights of the last completed mini-batch.",
                         UserWarning,
+                        # The user's fit or partial_fit, one frame further than in
+                        # _fit_stochastic.
+                        stacklevel=6,
                     )
                     break
                 self._optimizer.iteration_ends(self.t_)
@@ -631,6 +640,8 @@ class BaseLSTM(BaseEstimator, ABC):
                         f"Stochastic optimizer: maximum iterations ({self.max_iter}) "
                         "reached and the optimization hasn't converged yet.",
                         ConvergenceWarning,
+                        # The user's fit, one frame further than in _fit_stochastic.
+                        stacklevel=6,
                     )
 
     def _batches(self, n_samples, batch_size, lengths):

@@ -601,7 +601,9 @@ class LSTMClassifier(ClassifierMixin, BaseLSTM):
                     f"{self.classes_}; y has {classes}."
                 )
         binarizer = self._label_binarizer
-        self.out_activation_ = "softmax" if binarizer.y_type_ == "multiclass" else "logistic"
+        self.out_activation_ = (
+            "softmax" if binarizer.y_type_ == "multiclass" else "logistic"
+        )
         sample_weight = self._check_sample_weight(sample_weight, X.values)
         if self.class_weight is not None:
             if incremental and self.class_weight == "balanced":

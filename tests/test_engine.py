@@ -393,4 +393,6 @@ def test_loss_value_and_gradient(loss_name, kind, n_out):
     np.testing.assert_array_equal(z, z0)
     assert isinstance(loss, float)
     assert loss == pytest.approx(_naive_loss(loss_name, y, z), rel=1e-12)
-    assert_grad_close(dz, numerical_grad(lambda: loss_fn(y, z, mean_weights(y))[0], z), what="dz")
+    assert_grad_close(
+        dz, numerical_grad(lambda: loss_fn(y, z, mean_weights(y))[0], z), what="dz"
+    )

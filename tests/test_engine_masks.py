@@ -177,7 +177,7 @@ def test_padding_values_do_not_matter(hidden):
         grads, dX = backward(G, cache, need_dX=True)
         results.append((out, grads, dX, X))
     out0, grads0, dX0, _ = results[0]
-    for out, grads, dX, X in results[1:]:
+    for out, grads, dX, _X in results[1:]:
         assert_array_equal(out, out0)
         for name, g, g0 in zip(param_names(params), grads, grads0):
             assert_array_equal(g, g0, err_msg=name)

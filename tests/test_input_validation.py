@@ -178,7 +178,10 @@ def test_sparse_input(cls, container):
 @pytest.mark.parametrize(
     "X, match",
     [
-        ([[[1.0, 2.0], [3.0]], [[1.0, 2.0], [3.0, 4.0]]], "Sample 0 .*different numbers"),
+        (
+            [[[1.0, 2.0], [3.0]], [[1.0, 2.0], [3.0, 4.0]]],
+            "Sample 0 .*different numbers",
+        ),
         ([np.zeros((3, 2)), np.zeros((2, 3))], "features"),
         ([np.zeros((3, 2)), np.zeros((0, 2))], "Sample 1 .*empty"),
         ([np.zeros(3), np.array([1.0, np.nan, 2.0])], "NaN in sample 1 at time step 1"),
@@ -255,7 +258,10 @@ def test_predict_in_the_other_form(cls):
     with pytest.raises(ValueError, match="X is 2D but .* fitted on 3D input"):
         est3.predict(X3[:, :, 0])
     est2 = fitted(cls, ndim=2)
-    with pytest.raises(ValueError, match=r"X is 3D \(or a list of sequences\) but .* fitted on 2D input"):
+    with pytest.raises(
+        ValueError,
+        match=r"X is 3D \(or a list of sequences\) but .* fitted on 2D input",
+    ):
         est2.predict(X3)
     with pytest.raises(ValueError, match="same form"):
         est2.predict(X3[:, :, :1])

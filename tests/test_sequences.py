@@ -267,7 +267,10 @@ def test_garbage_is_rejected():
         pad_sequences(obj)
     with pytest.raises(TypeError, match="Sample 1 of X: .*argument must be"):
         pad_sequences([np.ones(2), np.array([1.0, {"a": 1}], dtype=object)])
-    with pytest.raises(ValueError, match="Sample 1 of X has time steps with different numbers of features"):
+    with pytest.raises(
+        ValueError,
+        match="Sample 1 of X has time steps with different numbers of features",
+    ):
         pad_sequences([np.ones(2), [[1.0, 2.0], [3.0]]])
     with pytest.raises(TypeError, match="[Ss]parse"):
         pad_sequences(sp.csr_matrix(np.ones((2, 3))))

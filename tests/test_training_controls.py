@@ -39,7 +39,9 @@ SOLVERS = ["adam", "rmsprop", "sgd"]
 # --------------------------------------------------------------------- data
 # Smaller than the shared defaults: these tests fit many tiny models.
 sum_regression = partial(_data.sum_regression, n=40, n_timesteps=4)
-first_step_classification = partial(_data.first_step_classification, n=40, n_timesteps=4)
+first_step_classification = partial(
+    _data.first_step_classification, n=40, n_timesteps=4
+)
 
 
 def data_for(cls, **kwargs):
