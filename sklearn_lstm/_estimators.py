@@ -197,7 +197,14 @@ _NOTES = """The network reads each sequence step by step::
 
     Computations run in float32 when X is float32 and in float64 otherwise.
     Kernels are initialised Glorot-uniform, recurrent kernels orthogonal, biases to
-    zero except the forget gate's, set to 1."""
+    zero except the forget gate's, set to 1.
+
+    Cores: training uses as many threads as BLAS may use (in its matrix
+    products). Prediction of at least 64 samples per thread shares the samples
+    between that many Python threads, holding BLAS to one thread meanwhile. Both
+    follow BLAS's limit: joblib's process workers (scikit-learn's ``n_jobs``)
+    set it to about ``n_cores / n_jobs``, and ``threadpoolctl.threadpool_limits``
+    sets it anywhere."""
 
 
 class LSTMRegressor(RegressorMixin, BaseLSTM):
