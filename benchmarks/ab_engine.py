@@ -1,0 +1,126 @@
+"""Engine A/B: one mini-batch of each workload, two engine versions interleaved.
+
+For work on ``sklearn_lstm/_engine.py``. The speed of this machine drifts by tens of
+percent over minutes, more than most changes to the engine are worth; timing two
+versions one after the other compares two machine states. This script loads the
+engine of a git revision (``--base``, default HEAD) and the one in the working
+tree as two modules in one process, and times forward + backward of one mini-batch
+of each workload of ``bench_speed.py`` with both, alternating, many rounds; the
+best time of each is kept. Ratios below 1 mean the working tree is faster.
+
+Run from the repository root::
+
+    python benchmarks/ab_engine.py                    # working tree vs HEAD
+    python benchmarks/ab_engine.py --base HEAD~3 --only W3,W4 --dtype float64
+
+PyTorch is not needed. About a minute.
+"""
+
+import argparse
+import importlib.util
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+ENGINE = "sklearn_lstm/_engine.py"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_speed import WORKLOADS  # noqa: E402
+
+
+def load_module(path, name):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def engine_at(revision, directory):
+    """The engine module of a git revision, from a copy in ``directory``."""
+    source = subprocess.run(
+        ["git", "-C", str(REPO), "show", f"{revision}:{ENGINE}"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    path = Path(directory) / "engine_base.py"
+    path.write_text(source)
+    return load_module(path, "engine_base")
+
+
+def batch(workload, dtype, seed=0):
+    """One mini-batch and parameters at the scale of a fresh model."""
+    rng = np.random.default_rng(seed)
+    H, F = workload.n_hidden, workload.n_features
+    shape = (workload.batch_size, workload.n_timesteps, F)
+    X = rng.standard_normal(shape).astype(dtype)
+    params = [
+        rng.uniform(-1, 1, (F, 4 * H)) * np.sqrt(6 / (F + 4 * H)),
+        rng.uniform(-1, 1, (H, 4 * H)) / np.sqrt(H),
+        np.r_[np.zeros(H), np.ones(H), np.zeros(2 * H)],
+        rng.uniform(-1, 1, (H, 1)) * np.sqrt(6 / (H + 1)),
+        np.zeros(1),
+    ]
+    dout = rng.standard_normal((workload.batch_size, 1)) / workload.batch_size
+    return X, [p.astype(dtype) for p in params], dout.astype(dtype)
+
+
+def runner(engine, X, params, dout):
+    workspace = engine.Workspace()
+
+    def run():
+        out, cache = engine.forward(X, params, workspace=workspace)
+        engine.backward(dout, cache)
+
+    run()  # fills the workspace
+    return run
+
+
+def best_interleaved(runs, rounds, calls):
+    best = [np.inf] * len(runs)
+    for _ in range(rounds):
+        for k, run in enumerate(runs):
+            start = time.perf_counter()
+            for _ in range(calls):
+                run()
+            best[k] = min(best[k], (time.perf_counter() - start) / calls)
+    return best
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base", default="HEAD", help="git revision (default HEAD)")
+    parser.add_argument("--only", help="comma-separated workloads, e.g. W1,W4")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    parser.add_argument("--rounds", type=int, default=15)
+    args = parser.parse_args(argv)
+    workloads = [
+        w for w in WORKLOADS if not args.only or w.name in args.only.split(",")
+    ]
+    with tempfile.TemporaryDirectory() as directory:
+        base = engine_at(args.base, directory)
+        work = load_module(REPO / ENGINE, "engine_work")
+        print(f"engine A/B, {args.dtype}, best of {args.rounds} interleaved rounds")
+        print(f"base: {args.base}; new: the working tree\n")
+        print("| workload | shape | base ms/batch | new ms/batch | new/base |")
+        print("|---|---|---:|---:|---:|")
+        for w in workloads:
+            X, params, dout = batch(w, args.dtype)
+            runs = [runner(engine, X, params, dout) for engine in (base, work)]
+            start = time.perf_counter()
+            runs[0]()
+            calls = max(1, int(0.05 / (time.perf_counter() - start)))
+            t_base, t_new = best_interleaved(runs, args.rounds, calls)
+            print(
+                f"| {w.name} | {w.describe()} | {t_base * 1e3:.3f} | "
+                f"{t_new * 1e3:.3f} | {t_new / t_base:.3f} |"
+            )
+
+
+if __name__ == "__main__":
+    main()
