@@ -141,7 +141,7 @@ def _halves(shape, dtype):
 _CHUNK_BYTES = 1 << 19
 
 #: Bytes of gate gradients gathered for each product giving the weight gradients.
-_SPAN_BYTES = 1 << 23
+_SPAN_BYTES = 1 << 20
 
 
 def _chunk_steps(T, H, B, itemsize):
