@@ -42,8 +42,10 @@ _OPTIMIZERS = {"adam": AdamOptimizer, "rmsprop": RMSPropOptimizer, "sgd": SGDOpt
 # size, however many samples are passed.
 _PREDICT_CHUNK_BYTES = 32 * 2**20
 
-# Prediction splits the samples between threads when each gets at least this many.
+# Prediction splits the samples between threads when each gets at least this many,
+# in chunks of at least this many hidden values per step (samples x hidden units).
 _PREDICT_MIN_SAMPLES_PER_THREAD = 64
+_PREDICT_MIN_STEP_VALUES = 8192
 
 _threadpools = None
 
@@ -323,31 +325,43 @@ class BaseLSTM(BaseEstimator, ABC):
 
         # The element-wise work of a step runs on one core, BLAS on all of its
         # threads. With enough samples, as many Python threads as BLAS may use
-        # each take a share of the chunks, with BLAS held to one thread: NumPy
-        # releases the GIL while it computes, so the cores share all the work.
+        # share the chunks, with BLAS held to one thread: NumPy releases the GIL
+        # while it computes, so the cores share all the work. Each thread takes
+        # the next chunk when it is done with one, so a thread slowed by other
+        # work on its core (such as BLAS threads still spinning after a product)
+        # does less; chunks stay large enough for each NumPy call to be long
+        # next to the GIL's hand-over.
         blas, n_threads = _blas_threads()
         n_threads = min(n_threads, n_samples // _PREDICT_MIN_SAMPLES_PER_THREAD)
         if n_threads <= 1:
             run(gen_batches(n_samples, chunk), workspace)
             return out
-        chunk = min(chunk, -(-n_samples // n_threads))
-        batches = list(gen_batches(n_samples, chunk))
-        workspaces = [workspace] + [Workspace() for _ in range(n_threads - 1)]
+        widest = max(layer["recurrent_kernel"].shape[0] for layer in self.lstm_coefs_)
+        at_least = -(-_PREDICT_MIN_STEP_VALUES // widest)  # samples per chunk
+        chunk = min(chunk, max(at_least, -(-n_samples // (4 * n_threads))))
+        batches = iter(list(gen_batches(n_samples, chunk)))
+        lock = threading.Lock()
         errors = []
 
-        def share(k):
+        def share(workspace):
             try:
-                run(batches[k::n_threads], workspaces[k])
+                while not errors:
+                    with lock:
+                        batch = next(batches, None)
+                    if batch is None:
+                        return
+                    run([batch], workspace)
             except BaseException as exc:  # re-raised by the calling thread
                 errors.append(exc)
 
         helpers = [
-            threading.Thread(target=share, args=(k,)) for k in range(1, n_threads)
+            threading.Thread(target=share, args=(Workspace(),))
+            for _ in range(n_threads - 1)
         ]
         with blas.limit(limits=1):
             for helper in helpers:
                 helper.start()
-            share(0)  # the calling thread takes the first share
+            share(workspace)  # the calling thread is one of them
             for helper in helpers:
                 helper.join()
         if errors:

@@ -82,13 +82,19 @@ def test_prediction_shared_between_threads_equals_one_thread(cls, monkeypatch):
     with threadpool_limits(limits=1, user_api="blas"):
         one_thread = getattr(est, method)(X)
 
-    # Every sample share is big enough for a thread of its own; record who runs.
+    # Small chunks, each worth a thread. The first call of each thread waits for
+    # the other thread's first call, so the test fails (BrokenBarrierError)
+    # unless two threads really predict at the same time.
     monkeypatch.setattr(sklearn_lstm._base, "_PREDICT_MIN_SAMPLES_PER_THREAD", 1)
+    monkeypatch.setattr(sklearn_lstm._base, "_PREDICT_MIN_STEP_VALUES", 1)
     forward = sklearn_lstm._base.forward
     callers = set()
+    both_started = threading.Barrier(2, timeout=30)
 
     def recording_forward(*args, **kwargs):
-        callers.add(threading.get_ident())
+        if threading.get_ident() not in callers:
+            callers.add(threading.get_ident())
+            both_started.wait()
         return forward(*args, **kwargs)
 
     monkeypatch.setattr(sklearn_lstm._base, "forward", recording_forward)
