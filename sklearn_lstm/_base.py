@@ -10,7 +10,7 @@ import threading
 import time
 import warnings
 from abc import ABC, abstractmethod
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from numbers import Integral, Real
 
 import numpy as np
@@ -26,15 +26,21 @@ from sklearn.utils.validation import (
 )
 from threadpoolctl import ThreadpoolController
 
-from ._engine import Workspace, backward, forward
-from ._losses import LOSS_FUNCTIONS
+from ._engine import Workspace, forward
 from ._optimizers import (
     AdamOptimizer,
     RMSPropOptimizer,
     SGDOptimizer,
     clip_grad_norm,
 )
-from ._validation import validate_sequences
+from ._parallel import (
+    HelperError,
+    Layout,
+    batch_loss_grad,
+    n_processes,
+    training_pool,
+)
+from ._validation import Sequences, validate_sequences
 
 _OPTIMIZERS = {"adam": AdamOptimizer, "rmsprop": RMSPropOptimizer, "sgd": SGDOptimizer}
 
@@ -67,7 +73,11 @@ def _glorot_uniform(rng, fan_in, fan_out, dtype):
 def _orthogonal(rng, n_rows, n_cols, dtype):
     """A (n_rows, n_cols) matrix with orthonormal rows (n_rows <= n_cols)."""
     a = rng.standard_normal((n_cols, n_rows))
-    q, r = np.linalg.qr(a)  # q (n_cols, n_rows) with orthonormal columns
+    # One BLAS thread: a small matrix gains nothing from more, and BLAS threads
+    # busy-wait for a while after a parallel call, on the cores that the helper
+    # processes of the fit about to start need (see _parallel).
+    with _blas_threads()[0].limit(limits=1):
+        q, r = np.linalg.qr(a)  # q (n_cols, n_rows) with orthonormal columns
     q *= np.sign(np.diag(r))  # makes the decomposition unique, hence uniform
     return np.ascontiguousarray(q.T).astype(dtype)
 
@@ -113,6 +123,27 @@ def _interrupt_after_batch():
         yield interrupt
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+@contextmanager
+def _sharing(pool):
+    """BLAS on one thread while a pool's helpers share the batches of a fit.
+
+    Yields how many threads prediction may use meanwhile (the validation of early
+    stopping): None for as many as BLAS may use. The helpers are given back,
+    stopping any left busy, however the fit ends. The limit is held for the whole
+    fit: raising it between epochs would wake BLAS threads that busy-wait for a
+    while on the cores the processes need.
+    """
+    if pool is None:
+        yield None
+        return
+    try:
+        with _blas_threads()[0].limit(limits=1):
+            pool.pin()
+            yield pool.n_shares
+    finally:
+        pool.close()
 
 
 class BaseLSTM(BaseEstimator, ABC):
@@ -288,13 +319,14 @@ class BaseLSTM(BaseEstimator, ABC):
         return params
 
     # --------------------------------------------------------------- prediction
-    def _forward_raw(self, X, workspace=None):
+    def _forward_raw(self, X, workspace=None, n_threads=None):
         """Raw network output for validated :class:`Sequences`, in chunks.
 
         Chunks hold sequences of similar lengths (sorted), so that padding costs
         little, and are sized so that their activations stay near
         ``_PREDICT_CHUNK_BYTES`` however many samples are passed. With enough
-        samples, the chunks are shared between as many threads as BLAS may use.
+        samples, the chunks are shared between ``n_threads`` threads (default: as
+        many as BLAS may use).
         """
         params = self._check_weights()
         dtype = params[0].dtype
@@ -331,7 +363,8 @@ class BaseLSTM(BaseEstimator, ABC):
         # work on its core (such as BLAS threads still spinning after a product)
         # does less; chunks stay large enough for each NumPy call to be long
         # next to the GIL's hand-over.
-        blas, n_threads = _blas_threads()
+        blas, blas_threads = _blas_threads()
+        n_threads = blas_threads if n_threads is None else n_threads
         n_threads = min(n_threads, n_samples // _PREDICT_MIN_SAMPLES_PER_THREAD)
         if n_threads <= 1:
             run(gen_batches(n_samples, chunk), workspace)
@@ -395,21 +428,50 @@ class BaseLSTM(BaseEstimator, ABC):
         return masks
 
     def _loss_grad(
-        self, X, y, sample_weight, params, lengths=None, masks=None, workspace=None
+        self,
+        X,
+        y,
+        sample_weight,
+        params,
+        lengths=None,
+        masks=None,
+        workspace=None,
+        pool=None,
     ):
         """Loss of one mini-batch (with the L2 penalty) and its gradients.
 
         The loss is the ``sample_weight``-weighted mean over the batch, and the
         penalty ``alpha / (2 * sum(sample_weight)) * sum ||W||^2`` over kernels,
         recurrent kernels and output weights; biases are not penalised. With unit
-        weights, these are MLP's mean loss and ``alpha / (2 n)`` penalty.
+        weights, these are MLP's mean loss and ``alpha / (2 n)`` penalty. With a
+        ``pool`` of helper processes (see ``_parallel``), they share the batch.
         """
-        out, cache = forward(X, params, lengths, masks, workspace=workspace)
         weight_sum = float(sample_weight.sum())
-        loss, dout = LOSS_FUNCTIONS[self.out_activation_](
-            y, out, sample_weight / weight_sum
-        )
-        grads = backward(dout, cache)
+        weights = sample_weight / weight_sum
+        loss_name = self.out_activation_
+        if pool is None:
+            loss, grads = batch_loss_grad(
+                X, y, weights, params, lengths, masks, loss_name, workspace
+            )
+        else:
+            try:
+                batch = Sequences(X, lengths)
+                loss, grads = pool.loss_grad(
+                    batch, y, weights, params, masks, loss_name, workspace
+                )
+            except HelperError as exc:
+                pool.failed = True
+                warnings.warn(
+                    f"A helper process failed; training goes on in this process "
+                    f"alone. The helper reported:\n{exc}",
+                    UserWarning,
+                    # The user's fit: _run_epochs, _fit_stochastic, _fit, fit and
+                    # _fit_context's wrapper are in between.
+                    stacklevel=7,
+                )
+                loss, grads = batch_loss_grad(
+                    X, y, weights, params, lengths, masks, loss_name, workspace
+                )
         if self.alpha > 0:
             scale = self.alpha / weight_sum
             penalty = 0.0
@@ -418,6 +480,43 @@ class BaseLSTM(BaseEstimator, ABC):
                 grads[k] += scale * params[k]
             loss += 0.5 * scale * penalty
         return loss, grads
+
+    def _training_pool(self, X, y, params, batch_size):
+        """Helper processes to share this fit's batches (see ``_parallel``), or None.
+
+        As many processes as BLAS may use threads, when batches are large enough.
+        """
+        _, n_threads = _blas_threads()
+        n_features, n_steps = X.values.shape[2], X.values.shape[1]
+        layer_sizes = [layer["recurrent_kernel"].shape[0] for layer in self.lstm_coefs_]
+        n = n_processes(batch_size, n_steps, layer_sizes, n_features, n_threads)
+        if n < 2:
+            return None
+        mask_widths = []
+        if self.dropout or self.recurrent_dropout:
+            inputs = n_features
+            for hidden in layer_sizes:
+                mask_widths += [inputs, hidden]
+                inputs = hidden
+        layout = Layout(
+            self.out_activation_,
+            params[0].dtype,
+            [param.shape for param in params],
+            y.shape[1],
+            -(-batch_size // n),
+            n_steps,
+            mask_widths,
+        )
+        try:
+            return training_pool(n, layout)
+        except (OSError, HelperError) as exc:
+            warnings.warn(
+                f"Training in this process alone: helper processes could not start "
+                f"({exc}).",
+                UserWarning,
+                stacklevel=7,  # the user's fit, as for _loss_grad's warning
+            )
+            return None
 
     @staticmethod
     def _penalised_indices(n_params):
@@ -592,7 +691,8 @@ class BaseLSTM(BaseEstimator, ABC):
         n_samples = len(X)
         workspace = Workspace()
         start = time.perf_counter()
-        with _interrupt_after_batch() as interrupt:
+        pool = self._training_pool(X, y, params, batch_size)
+        with _interrupt_after_batch() as interrupt, _sharing(pool) as n_threads:
             for _ in range(self.max_iter):
                 epoch_loss = epoch_weight = 0.0
                 seen = 0
@@ -610,6 +710,7 @@ class BaseLSTM(BaseEstimator, ABC):
                             batch.lengths,
                             masks,
                             workspace,
+                            pool,
                         )
                         self._step(params, grads, loss)
                         epoch_loss += loss * batch_weight
@@ -620,9 +721,17 @@ class BaseLSTM(BaseEstimator, ABC):
                 if not np.isfinite(_squared_norm(params)):
                     self._diverged("a weight")
                 if epoch_weight > 0:  # zero only when interrupted at once
-                    self._end_epoch(
-                        seen, epoch_loss / epoch_weight, validation, params, workspace
-                    )
+                    # Prediction threads for the validation may use all cores.
+                    sharing = pool is not None and validation is not None
+                    with pool.unpinned() if sharing else nullcontext():
+                        self._end_epoch(
+                            seen,
+                            epoch_loss / epoch_weight,
+                            validation,
+                            params,
+                            workspace,
+                            n_threads,
+                        )
                     if self.verbose:
                         self._print_progress(time.perf_counter() - start)
                 if interrupt.requested:
@@ -688,13 +797,13 @@ class BaseLSTM(BaseEstimator, ABC):
             clip_grad_norm(grads, self.max_grad_norm, np.sqrt(squared_norm))
         self._optimizer.update_params(params, grads)
 
-    def _end_epoch(self, n_seen, loss, validation, params, workspace):
+    def _end_epoch(self, n_seen, loss, validation, params, workspace, n_threads=None):
         self.n_iter_ += 1
         self.t_ += n_seen
         self.loss_ = loss
         self.loss_curve_.append(loss)
         if validation is not None:
-            score = self._score_validated(*validation, workspace=workspace)
+            score = self._score_validated(*validation, workspace, n_threads)
             self.validation_scores_.append(score)
             if score < self.best_validation_score_ + self.tol:
                 self._no_improvement_count += 1
@@ -733,7 +842,7 @@ class BaseLSTM(BaseEstimator, ABC):
         """Targets in the form that ``score`` compares with predictions."""
 
     @abstractmethod
-    def _score_validated(self, X, y, sample_weight, workspace=None):
+    def _score_validated(self, X, y, sample_weight, workspace=None, n_threads=None):
         """``score`` on already validated X."""
 
     def __sklearn_tags__(self):

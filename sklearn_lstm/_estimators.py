@@ -387,8 +387,8 @@ class LSTMRegressor(RegressorMixin, BaseLSTM):
     def _decode(self, y):
         return y
 
-    def _score_validated(self, X, y, sample_weight, workspace=None):
-        y_pred = self._forward_raw(X, workspace)
+    def _score_validated(self, X, y, sample_weight, workspace=None, n_threads=None):
+        y_pred = self._forward_raw(X, workspace, n_threads)
         return r2_score(y, y_pred, sample_weight=sample_weight)
 
     def __sklearn_tags__(self):
@@ -626,8 +626,8 @@ class LSTMClassifier(ClassifierMixin, BaseLSTM):
     def _decode(self, y):
         return self._label_binarizer.inverse_transform(y)
 
-    def _score_validated(self, X, y, sample_weight, workspace=None):
-        y_pred = self._decode(self._proba(self._forward_raw(X, workspace)))
+    def _score_validated(self, X, y, sample_weight, workspace=None, n_threads=None):
+        y_pred = self._decode(self._proba(self._forward_raw(X, workspace, n_threads)))
         return accuracy_score(y, y_pred, sample_weight=sample_weight)
 
     def _proba(self, raw):

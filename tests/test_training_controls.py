@@ -25,6 +25,7 @@ from sklearn.neural_network import MLPRegressor
 from sklearn.utils._param_validation import InvalidParameterError
 
 import sklearn_lstm._base as base_module
+import sklearn_lstm._parallel as parallel_module
 from sklearn_lstm import LSTMClassifier, LSTMRegressor
 from sklearn_lstm._engine import forward
 from sklearn_lstm._optimizers import AdamOptimizer, RMSPropOptimizer, SGDOptimizer
@@ -252,7 +253,8 @@ def captured_forward(monkeypatch):
         calls[-1]["out"] = out.copy()
         return out, cache
 
-    monkeypatch.setattr(base_module, "forward", recording_forward)
+    monkeypatch.setattr(base_module, "forward", recording_forward)  # prediction
+    monkeypatch.setattr(parallel_module, "forward", recording_forward)  # training
     return calls
 
 
