@@ -383,9 +383,7 @@ class _Helper:
         """
         if cpu is not None and os.sched_getaffinity(self.process.pid) != {cpu}:
             os.sched_setaffinity(self.process.pid, {cpu})
-        self.views = None
-        if self.buffer is not None:
-            self.buffer.close()
+        self._unmap()
         os.ftruncate(self.file.fileno(), layout.size)
         self.buffer = mmap.mmap(self.file.fileno(), layout.size)
         self.views = layout.views(self.buffer)
@@ -398,7 +396,14 @@ class _Helper:
         self._send(b"B", _BATCH.pack(*header))
 
     def _send(self, kind, payload):
-        _send(self.to_helper, kind, payload)
+        try:
+            _send(self.to_helper, kind, payload)
+        except OSError as exc:  # BrokenPipeError when it has exited
+            self.process.poll()
+            raise HelperError(
+                f"the helper process cannot be reached ({exc}); its exit code is "
+                f"{self.process.returncode}"
+            ) from None
         self.messages += 1
         self.views["ctrl"][0] = self.messages  # after the message: see _poll
 
@@ -423,6 +428,15 @@ class _Helper:
                 f"the helper process exited with code {self.process.returncode}"
             ) from None
 
+    def _unmap(self):
+        self.views = None
+        if self.buffer is not None:
+            try:
+                self.buffer.close()
+            except BufferError:  # views of it still exist; unmapped once they go
+                pass
+            self.buffer = None
+
     def alive(self):
         return self.process.poll() is None
 
@@ -432,9 +446,7 @@ class _Helper:
                 os.close(fd)
             except OSError:
                 pass
-        self.views = None
-        if self.buffer is not None:
-            self.buffer.close()
+        self._unmap()
         self.file.close()
         try:
             self.process.wait(timeout=1.0)  # it exits when its pipe closes
