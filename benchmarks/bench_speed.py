@@ -64,7 +64,6 @@ import sys
 import tempfile
 import time
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import partial
@@ -525,6 +524,26 @@ def reset_peak_rss():
         return False
 
 
+def helper_peak_rss_mib():
+    """Sum of the peak RSS of our helper processes (Linux), whole processes.
+
+    A fit that shares its batches with helper processes (sklearn_lstm._parallel)
+    started them, so all their memory counts, interpreter and NumPy included;
+    pages they share with this process (libraries, the shared file) count twice.
+    """
+    try:
+        from sklearn_lstm import _parallel
+    except ImportError:
+        return 0.0
+    total = 0.0
+    for helper in _parallel._helpers:
+        with open(f"/proc/{helper.process.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    total += int(line.split()[1]) / 2**10
+    return total
+
+
 def memory_child(spec, workload):
     """Fresh subprocess: print the peak RSS growth of one 1-epoch fit, as JSON."""
     backend = make_backend(spec)
@@ -532,7 +551,10 @@ def memory_child(spec, workload):
     reset = reset_peak_rss()  # forget the peaks of the imports and data creation
     baseline = rss_mib()
     backend.fit(X, y, workload, epochs=1)
-    print(json.dumps({"growth_mib": peak_rss_mib() - baseline, "peak_reset": reset}))
+    helpers = helper_peak_rss_mib() if spec["impl"] == "ours" else 0.0
+    growth = peak_rss_mib() - baseline + helpers
+    result = {"growth_mib": growth, "helpers_mib": helpers, "peak_reset": reset}
+    print(json.dumps(result))
 
 
 def measure_memory(impl, workload, clip):
@@ -739,16 +761,21 @@ def report_memory(impls, base, cases, clip):
     progress(f"memory, {len(cases) * len(impls)} subprocesses")
     workloads = [replace(base, n_samples=n, batch_size=b) for n, b in cases]
     jobs = [(impl, w) for w in workloads for impl in impls]
-    # Peak memory does not depend on timing: run the subprocesses side by side.
-    with ThreadPoolExecutor(max_workers=N_THREADS) as pool:
-        results = pool.map(lambda job: measure_memory(*job, clip), jobs)
-        growth = {job: result for job, result in zip(jobs, results, strict=True)}
+    # One at a time: a fit of ours may run a helper process on each core.
+    growth = {job: measure_memory(*job, clip) for job in jobs}
     rows = []
     for w in workloads:
         x_mib = w.n_samples * w.n_timesteps * w.n_features * 4 / 2**20
         row = [w.n_samples, w.batch_size, f"{x_mib:.1f}"]
         rows.append(row + [f"{growth[i, w]['growth_mib']:.1f}" for i in impls])
     print_table(["N", "batch", "X MiB"] + [f"{i} MiB" for i in impls], rows)
+    helpers = [r["helpers_mib"] for (impl, _), r in growth.items() if impl == "ours"]
+    if any(helpers):
+        print(
+            "ours includes the whole peak RSS of the helper processes that share "
+            f"the batches ({min(helpers):.0f}-{max(helpers):.0f} MiB, interpreter "
+            "and NumPy included)\n"
+        )
     if not all(result["peak_reset"] for result in growth.values()):
         print(
             "note: the peak-RSS mark could not be reset after the imports; an "
