@@ -34,11 +34,12 @@ from ._optimizers import (
     clip_grad_norm,
 )
 from ._parallel import (
+    MIN_PREDICT_MACS,
     HelperError,
     Layout,
     batch_loss_grad,
+    helper_pool,
     n_processes,
-    training_pool,
 )
 from ._validation import Sequences, validate_sequences
 
@@ -369,6 +370,29 @@ class BaseLSTM(BaseEstimator, ABC):
         if n_threads <= 1:
             run(gen_batches(n_samples, chunk), workspace)
             return out
+        # Enough work: helper processes share the chunks (see _parallel), each
+        # process on its own core with BLAS on one thread.
+        pool = self._prediction_pool(X, params, n_threads, chunk)
+        if pool is not None:
+            chunk = pool.layout.max_share
+            batches = [
+                np.arange(n_samples)[b] if order is None else order[b]
+                for b in gen_batches(n_samples, chunk)
+            ]
+            try:
+                with blas.limit(limits=1):
+                    pool.pin()
+                    return pool.forward(X, params, batches, out, workspace)
+            except HelperError as exc:
+                warnings.warn(
+                    "A helper process failed; prediction goes on with threads. "
+                    f"The helper reported:\n{exc}",
+                    UserWarning,
+                    stacklevel=4,  # the user's predict, past _raw_predict
+                )
+            finally:
+                pool.close()
+        # Otherwise Python threads share them.
         widest = max(layer["recurrent_kernel"].shape[0] for layer in self.lstm_coefs_)
         at_least = -(-_PREDICT_MIN_STEP_VALUES // widest)  # samples per chunk
         chunk = min(chunk, max(at_least, -(-n_samples // (4 * n_threads))))
@@ -400,6 +424,34 @@ class BaseLSTM(BaseEstimator, ABC):
         if errors:
             raise errors[0]
         return out
+
+    def _prediction_pool(self, X, params, n_threads, chunk):
+        """Helper processes to share a prediction's chunks, or None."""
+        n_samples, n_steps, n_features = X.values.shape
+        layer_sizes = [layer["recurrent_kernel"].shape[0] for layer in self.lstm_coefs_]
+        n = n_processes(
+            n_samples, n_steps, layer_sizes, n_features, n_threads, MIN_PREDICT_MACS
+        )
+        if n < 2:
+            return None
+        layout = Layout(
+            "identity",
+            params[0].dtype,
+            [param.shape for param in params],
+            self.n_outputs_,
+            min(chunk, -(-n_samples // n)),
+            n_steps,
+            [],
+        )
+        try:
+            return helper_pool(n, layout)
+        except (OSError, HelperError) as exc:
+            warnings.warn(
+                f"Predicting with threads: helper processes could not start ({exc}).",
+                UserWarning,
+                stacklevel=5,
+            )
+            return None
 
     def _raw_predict(self, X):
         """Validate X and return the raw network output."""
@@ -508,7 +560,7 @@ class BaseLSTM(BaseEstimator, ABC):
             mask_widths,
         )
         try:
-            return training_pool(n, layout)
+            return helper_pool(n, layout)
         except (OSError, HelperError) as exc:
             warnings.warn(
                 f"Training in this process alone: helper processes could not start "

@@ -47,7 +47,14 @@ else:  # in a helper process, loaded without its package (see _BOOT)
     from _engine import Workspace, backward, forward
     from _losses import LOSS_FUNCTIONS
 
-__all__ = ["HelperError", "Layout", "batch_loss_grad", "n_processes", "training_pool"]
+__all__ = [
+    "MIN_PREDICT_MACS",
+    "HelperError",
+    "Layout",
+    "batch_loss_grad",
+    "helper_pool",
+    "n_processes",
+]
 
 #: Each share of a batch has at least this many samples.
 MIN_SHARE = 8
@@ -56,6 +63,10 @@ MIN_SHARE = 8
 #: multiply-adds (about a millisecond of work): below, the hand-over would cost a
 #: noticeable part of the batch.
 MIN_BATCH_MACS = 2**23
+
+#: Prediction is shared when its matrix products have at least this many
+#: multiply-adds: it pays for mapping the shared file and waking the helpers.
+MIN_PREDICT_MACS = 2**26
 
 #: Seconds a waiting process polls before it blocks.
 _SPIN_SECONDS = 0.02
@@ -238,15 +249,19 @@ def _helper_main(from_main, to_main, shared_fd):
         if kind == b"S":  # a new fit: map the shared file at its new size
             views = None
             if buffer is not None:
-                buffer.close()
+                try:
+                    buffer.close()
+                except BufferError:  # views of it still exist; unmapped once they go
+                    pass
             layout = Layout(*pickle.loads(payload))
             buffer = mmap.mmap(shared_fd, layout.size)
             views = layout.views(buffer)
             workspace = Workspace()
             continue
+        work = _helper_forward if kind == b"P" else _helper_batch
         try:
             with np.errstate(over="ignore", invalid="ignore"):
-                loss = _helper_batch(layout, views, _BATCH.unpack(payload), workspace)
+                loss = work(layout, views, _BATCH.unpack(payload), workspace)
         except BaseException:  # reported to the training process, which raises
             _send(to_main, b"E", traceback.format_exc().encode())
         else:
@@ -276,6 +291,18 @@ def _helper_batch(layout, views, header, workspace):
     for out, grad in zip(views["grads"], grads):
         np.copyto(out, grad)
     return loss
+
+
+def _helper_forward(layout, views, header, workspace):
+    """Prediction: the raw outputs of ``n`` samples, written where ``y`` goes."""
+    n, steps, has_lengths, _ = header
+    values = views["values"][: n * steps * layout.n_features].reshape(n, steps, -1)
+    lengths = views["lengths"][:n] if has_lengths else None
+    out, _ = forward(
+        values, views["params"], lengths, keep_cache=False, workspace=workspace
+    )
+    views["y"][: out.size].reshape(out.shape)[...] = out
+    return 0.0
 
 
 def _mask_views(flat, widths, n, which):
@@ -389,11 +416,12 @@ class _Helper:
         self.views = layout.views(self.buffer)
         self._send(b"S", pickle.dumps(layout.args))
 
-    def submit(self, header):
-        """Start the share already copied into the shared file."""
+    def submit(self, header, kind=b"B"):
+        """Start the share already copied into the shared file (``kind`` ``B``
+        for its loss and gradients, ``P`` for its raw outputs)."""
         self.busy = True
         self.batches += 1
-        self._send(b"B", _BATCH.pack(*header))
+        self._send(kind, _BATCH.pack(*header))
 
     def _send(self, kind, payload):
         try:
@@ -490,7 +518,7 @@ def _get_helpers(n):
     return _helpers[:n]
 
 
-class TrainingPool:
+class HelperPool:
     """The helpers of one fit, and how a batch is cut into shares."""
 
     def __init__(self, helpers, layout):
@@ -565,13 +593,47 @@ class TrainingPool:
         # Interleaved, so that the shares of a batch sorted by length are alike.
         return [np.arange(k, n_samples, self.n_shares) for k in range(self.n_shares)]
 
+    def forward(self, X, params, batches, out, workspace):
+        """Raw outputs of the samples of :class:`Sequences` ``X`` into ``out``.
+
+        ``batches`` are index arrays; each round, every process takes one.
+        """
+        for helper in self.helpers:
+            for slot, param in zip(helper.views["params"], params):
+                np.copyto(slot, param)
+        for first in range(0, len(batches), self.n_shares):
+            running = []
+            for helper, idx in zip(self.helpers, batches[first + 1 :]):
+                part = X.take(idx)
+                self._copy_share(helper, part.values, part.lengths)
+                helper.submit(
+                    (len(idx), part.values.shape[1], part.lengths is not None, 0), b"P"
+                )
+                running.append((helper, idx))
+            idx = batches[first]
+            part = X.take(idx)
+            out[idx], _ = forward(
+                part.values, params, part.lengths, keep_cache=False, workspace=workspace
+            )
+            for helper, idx in running:
+                helper.result()
+                out[idx] = helper.views["y"][: len(idx) * out.shape[1]].reshape(
+                    len(idx), -1
+                )
+        return out
+
+    @staticmethod
+    def _copy_share(helper, values, lengths):
+        views = helper.views
+        np.copyto(views["values"][: values.size].reshape(values.shape), values)
+        if lengths is not None:
+            views["lengths"][: len(lengths)] = lengths
+
     def submit(self, helper, values, lengths, y, weights, masks, params):
         """Copy a share and the parameters into a helper's file, and start it."""
         layout, views = self.layout, helper.views
         n, steps = values.shape[:2]
-        np.copyto(views["values"][: values.size].reshape(values.shape), values)
-        if lengths is not None:
-            views["lengths"][:n] = lengths
+        self._copy_share(helper, values, lengths)
         views["y"][: y.size].reshape(y.shape)[...] = y
         views["weights"][:n] = weights
         which = 0
@@ -599,13 +661,15 @@ class TrainingPool:
         _helpers_lock.release()
 
 
-def n_processes(batch_size, n_steps, layer_sizes, n_features, n_threads):
-    """How many processes should share the batches of a fit.
+def n_processes(batch_size, n_steps, layer_sizes, n_features, n_threads, min_macs=None):
+    """How many processes should share the batches of a fit (or a prediction).
 
     As many as BLAS may use threads (``n_threads``) and the process has cores,
-    each with a share of at least :data:`MIN_SHARE` samples, when a batch is large
-    enough to be worth sharing. POSIX systems only, and not in a frozen application.
+    each with a share of at least :data:`MIN_SHARE` samples, when the forward
+    matrix products of a batch have at least ``min_macs`` multiply-adds (default
+    :data:`MIN_BATCH_MACS`). POSIX systems only, and not in a frozen application.
     """
+    min_macs = MIN_BATCH_MACS if min_macs is None else min_macs
     if n_threads < 2 or os.name != "posix" or not sys.executable:
         return 1
     if getattr(sys, "frozen", False):  # sys.executable is the application
@@ -616,13 +680,13 @@ def n_processes(batch_size, n_steps, layer_sizes, n_features, n_threads):
     for hidden in layer_sizes:
         macs += 4 * hidden * (hidden + inputs + 1)
         inputs = hidden
-    if macs * batch_size * n_steps < MIN_BATCH_MACS:
+    if macs * batch_size * n_steps < min_macs:
         return 1
     return max(1, min(n_threads, n_cores, batch_size // MIN_SHARE))
 
 
-def training_pool(n, layout):
-    """A :class:`TrainingPool` with ``n - 1`` helpers, or None to train alone.
+def helper_pool(n, layout):
+    """A :class:`HelperPool` with ``n - 1`` helpers, or None to train alone.
 
     None as well when another fit of this process (in another thread) has the
     helpers. Close the pool after the fit. Raises :class:`HelperError` or
@@ -632,7 +696,7 @@ def training_pool(n, layout):
     if n < 2 or _start_failed or not _helpers_lock.acquire(blocking=False):
         return None
     try:
-        return TrainingPool(_get_helpers(n - 1), layout)
+        return HelperPool(_get_helpers(n - 1), layout)
     except BaseException as exc:
         _helpers_lock.release()
         if isinstance(exc, (OSError, HelperError)):

@@ -62,7 +62,7 @@ def random_params(rng, n_features, layer_sizes, n_outputs, dtype=np.float64):
 
 @pytest.fixture
 def pools():
-    """Make TrainingPools of one helper; all are closed after the test."""
+    """Make HelperPools of one helper; all are closed after the test."""
     made = []
 
     def make(params, n_outputs, max_share, n_steps, mask_widths=(), loss="identity"):
@@ -75,7 +75,7 @@ def pools():
             n_steps,
             mask_widths,
         )
-        pool = parallel.training_pool(2, layout)
+        pool = parallel.helper_pool(2, layout)
         assert pool is not None, "the helpers are busy or could not start"
         made.append(pool)
         return pool
@@ -91,13 +91,13 @@ def sharing(monkeypatch):
     whatever the machine's cores; returns the count of shares sent to helpers."""
     monkeypatch.setattr(base_module, "n_processes", lambda *args: 2)
     sent = []
-    submit = parallel.TrainingPool.submit
+    submit = parallel.HelperPool.submit
 
     def counting_submit(self, helper, *args):
         sent.append(len(args[2]))  # samples of the share
         return submit(self, helper, *args)
 
-    monkeypatch.setattr(parallel.TrainingPool, "submit", counting_submit)
+    monkeypatch.setattr(parallel.HelperPool, "submit", counting_submit)
     return sent
 
 
@@ -279,7 +279,7 @@ def test_a_dead_helper_leaves_a_fitted_model(sharing, monkeypatch):
     X, y = _data.sum_regression(n=96, n_timesteps=5, n_features=2)
     params = {"hidden_layer_sizes": 5, "batch_size": 32, "max_iter": 3,
               "random_state": 0}
-    submit = parallel.TrainingPool.submit
+    submit = parallel.HelperPool.submit
 
     def killing_submit(self, helper, *args):
         if len(sharing) == 4:  # in the middle of the second epoch
@@ -287,12 +287,12 @@ def test_a_dead_helper_leaves_a_fitted_model(sharing, monkeypatch):
             helper.process.wait()
         return submit(self, helper, *args)
 
-    monkeypatch.setattr(parallel.TrainingPool, "submit", killing_submit)
+    monkeypatch.setattr(parallel.HelperPool, "submit", killing_submit)
     with pytest.warns(UserWarning, match="A helper process failed"):
         est = LSTMRegressor(**params).fit(X, y)
     assert est.n_iter_ == 3
     assert all(np.isfinite(p).all() for p in est._params())
-    monkeypatch.setattr(parallel.TrainingPool, "submit", submit)
+    monkeypatch.setattr(parallel.HelperPool, "submit", submit)
     with no_warnings():  # a new helper starts without complaint
         LSTMRegressor(**params).fit(X, y)
 
@@ -303,7 +303,7 @@ def test_a_dead_helper_gives_the_same_model_as_training_alone(sharing, monkeypat
     X, y = _data.sum_regression(n=96, n_timesteps=5, n_features=2)
     params = {"hidden_layer_sizes": 5, "batch_size": 32, "max_iter": 3,
               "random_state": 0}
-    submit = parallel.TrainingPool.submit
+    submit = parallel.HelperPool.submit
 
     def killing_submit(self, helper, *args):
         if len(sharing) == 2:
@@ -311,7 +311,7 @@ def test_a_dead_helper_gives_the_same_model_as_training_alone(sharing, monkeypat
             helper.process.wait()
         return submit(self, helper, *args)
 
-    monkeypatch.setattr(parallel.TrainingPool, "submit", killing_submit)
+    monkeypatch.setattr(parallel.HelperPool, "submit", killing_submit)
     with pytest.warns(UserWarning, match="A helper process failed"):
         shared = LSTMRegressor(**params).fit(X, y)
     alone(monkeypatch)
@@ -369,8 +369,8 @@ def test_how_many_processes():
 def test_no_helpers_when_blas_is_held_to_one_thread(monkeypatch):
     monkeypatch.setattr(parallel, "MIN_BATCH_MACS", 0)
     started = []
-    monkeypatch.setattr(parallel, "training_pool", lambda *a: started.append(a))
-    monkeypatch.setattr(base_module, "training_pool", lambda *a: started.append(a))
+    monkeypatch.setattr(parallel, "helper_pool", lambda *a: started.append(a))
+    monkeypatch.setattr(base_module, "helper_pool", lambda *a: started.append(a))
     X, y = _data.sum_regression(n=64, n_timesteps=5, n_features=2)
     with threadpool_limits(limits=1, user_api="blas"):
         LSTMRegressor(hidden_layer_sizes=5, batch_size=32, max_iter=1).fit(X, y)
@@ -418,3 +418,69 @@ def test_helpers_exit_with_the_training_process(tmp_path):
             return
         time.sleep(0.05)
     pytest.fail(f"helper {pid} still runs after its training process exited")
+
+
+# --------------------------------------------------------------- prediction
+@pytest.fixture
+def sharing_predictions(monkeypatch):
+    """Predictions of at least 128 samples go to one helper, whatever the machine;
+    returns the sizes of the chunks helpers computed."""
+    blas = base_module._blas_threads()[0]
+    monkeypatch.setattr(base_module, "_blas_threads", lambda: (blas, 2))
+    monkeypatch.setattr(base_module, "n_processes", lambda *args: 2)
+    chunks = []
+    submit = parallel._Helper.submit
+
+    def counting_submit(self, header, kind=b"B"):
+        if kind == b"P":
+            chunks.append(header[0])
+        return submit(self, header, kind)
+
+    monkeypatch.setattr(parallel._Helper, "submit", counting_submit)
+    return chunks
+
+
+@contextmanager
+def one_thread():
+    """Predict in this thread alone (the reference)."""
+    blas = base_module._blas_threads
+    base_module._blas_threads = lambda: (blas()[0], 1)
+    try:
+        yield
+    finally:
+        base_module._blas_threads = blas
+
+
+@pytest.mark.parametrize("cls", [LSTMRegressor, LSTMClassifier])
+def test_predict_with_helpers_equals_predict_alone(sharing_predictions, cls):
+    X, y = ragged_problem(cls, n=300)
+    est = cls(hidden_layer_sizes=(5, 4), max_iter=2, random_state=0).fit(X, y)
+    predicts = [est.predict] + ([est.predict_proba] if cls is LSTMClassifier else [])
+    with one_thread():
+        single = [predict(X) for predict in predicts]
+    assert not sharing_predictions
+    shared = [predict(X) for predict in predicts]
+    # The helper computed about half of the samples, for each call.
+    assert len(sharing_predictions) == len(predicts)
+    assert all(130 <= n <= 150 for n in sharing_predictions)
+    for a, b in zip(shared, single):
+        assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_predict_goes_on_when_a_helper_dies(sharing_predictions, monkeypatch):
+    X, y = ragged_problem(LSTMRegressor, n=300)
+    est = LSTMRegressor(hidden_layer_sizes=5, max_iter=2, random_state=0).fit(X, y)
+    with one_thread():
+        expected = est.predict(X)
+    submit = parallel._Helper.submit
+
+    def killing_submit(self, header, kind=b"B"):
+        if kind == b"P":
+            self.process.kill()
+            self.process.wait()
+        return submit(self, header, kind)
+
+    monkeypatch.setattr(parallel._Helper, "submit", killing_submit)
+    with pytest.warns(UserWarning, match="prediction goes on with threads"):
+        got = est.predict(X)
+    assert_allclose(got, expected, rtol=1e-12, atol=1e-14)
