@@ -199,12 +199,19 @@ _NOTES = """The network reads each sequence step by step::
     Kernels are initialised Glorot-uniform, recurrent kernels orthogonal, biases to
     zero except the forget gate's, set to 1.
 
-    Cores: training uses as many threads as BLAS may use (in its matrix
-    products). Prediction of at least 64 samples per thread shares the samples
-    between that many Python threads, holding BLAS to one thread meanwhile. Both
-    follow BLAS's limit: joblib's process workers (scikit-learn's ``n_jobs``)
-    set it to about ``n_cores / n_jobs``, and ``threadpoolctl.threadpool_limits``
-    sets it anywhere."""
+    Cores: training and prediction use as many cores as BLAS may use threads.
+    With large enough mini-batches (on POSIX systems), each batch is cut into
+    that many shares: this process computes one, helper processes the others,
+    each on its own core with BLAS on one thread, and the gradients are added.
+    The helpers are fresh Python processes that load only NumPy and this
+    package's engine; they start with the first fit that needs them (a fraction
+    of a second, once per session) and exit with the process. A fit that shares
+    its batches gives the same model as one that does not, up to the order of
+    floating-point sums. Large predictions are shared the same way, smaller ones
+    between Python threads. Everything follows BLAS's limit: joblib's process
+    workers (scikit-learn's ``n_jobs``) set it to about ``n_cores / n_jobs``, and
+    ``threadpoolctl.threadpool_limits(1, "blas")`` keeps a fit or a prediction
+    in the calling thread alone."""
 
 
 class LSTMRegressor(RegressorMixin, BaseLSTM):
