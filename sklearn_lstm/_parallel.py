@@ -173,7 +173,7 @@ class Layout:
         for name, size in sizes.items():
             self.offsets[name] = offset
             offset += -(-size // 64) * 64  # each array on its own cache lines
-        self.size = offset
+        self.size = max(offset, mmap.PAGESIZE)
 
     def views(self, buffer):
         """Arrays over ``buffer``, by name (flat where the shape varies by batch)."""
@@ -246,13 +246,16 @@ def _helper_main(from_main, to_main, shared_fd):
         received += 1
         if kind == b"Q":
             return
+        if kind == b"F":  # the fit is over: let its memory go, keep the counters
+            views = layout = None
+            workspace = Workspace()
+            _close_quietly(buffer)
+            buffer = mmap.mmap(shared_fd, mmap.PAGESIZE)
+            views = {"ctrl": np.frombuffer(buffer, np.int64, 2, offset=0)}
+            continue
         if kind == b"S":  # a new fit: map the shared file at its new size
             views = None
-            if buffer is not None:
-                try:
-                    buffer.close()
-                except BufferError:  # views of it still exist; unmapped once they go
-                    pass
+            _close_quietly(buffer)
             layout = Layout(*pickle.loads(payload))
             buffer = mmap.mmap(shared_fd, layout.size)
             views = layout.views(buffer)
@@ -269,6 +272,15 @@ def _helper_main(from_main, to_main, shared_fd):
             _send(to_main, b"D")
         answered += 1
         views["ctrl"][1] = answered  # after the message: see _poll
+
+
+def _close_quietly(buffer):
+    """Unmap ``buffer`` now, or once the last view of it goes."""
+    if buffer is not None:
+        try:
+            buffer.close()
+        except BufferError:
+            pass
 
 
 def _helper_batch(layout, views, header, workspace):
@@ -458,12 +470,15 @@ class _Helper:
 
     def _unmap(self):
         self.views = None
-        if self.buffer is not None:
-            try:
-                self.buffer.close()
-            except BufferError:  # views of it still exist; unmapped once they go
-                pass
-            self.buffer = None
+        _close_quietly(self.buffer)
+        self.buffer = None
+
+    def finish(self):
+        """After a fit: the helper drops its arrays, the shared file shrinks to
+        the page of counters (the helper keeps polling it for a moment)."""
+        self._send(b"F", b"")
+        self._unmap()
+        os.ftruncate(self.file.fileno(), mmap.PAGESIZE)
 
     def alive(self):
         return self.process.poll() is None
@@ -654,11 +669,18 @@ class HelperPool:
         if self._cpus is not None:
             os.sched_setaffinity(0, self._cpus)
             self._cpus = None
-        for helper in self.helpers:
-            if helper.busy:
-                _helpers.remove(helper)
-                helper.close()
-        _helpers_lock.release()
+        try:
+            for helper in self.helpers:
+                if helper.busy:
+                    _helpers.remove(helper)
+                    helper.close()
+                else:
+                    try:
+                        helper.finish()
+                    except HelperError:  # it has exited; replaced next time
+                        pass
+        finally:
+            _helpers_lock.release()
 
 
 def n_processes(batch_size, n_steps, layer_sizes, n_features, n_threads, min_macs=None):

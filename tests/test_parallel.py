@@ -6,6 +6,7 @@ helper failure leaves a usable model, and nothing of the sharing outlives the fi
 (BLAS threads, the training thread's cores, the helpers' lock).
 """
 
+import mmap
 import os
 import signal
 import subprocess
@@ -484,3 +485,15 @@ def test_predict_goes_on_when_a_helper_dies(sharing_predictions, monkeypatch):
     with pytest.warns(UserWarning, match="prediction goes on with threads"):
         got = est.predict(X)
     assert_allclose(got, expected, rtol=1e-12, atol=1e-14)
+
+
+def test_a_finished_fit_leaves_no_shared_memory(sharing):
+    X, y = _data.sum_regression(n=256, n_timesteps=30, n_features=4)
+    LSTMRegressor(hidden_layer_sizes=32, batch_size=128, max_iter=1).fit(X, y)
+    (helper,) = parallel._helpers[:1]
+    # The shared file keeps only the page of message counters ...
+    assert os.fstat(helper.file.fileno()).st_size == mmap.PAGESIZE
+    # ... and the helper, which dropped its arrays, serves the next fit as before.
+    sent = len(sharing)
+    LSTMRegressor(hidden_layer_sizes=32, batch_size=128, max_iter=1).fit(X, y)
+    assert len(sharing) == sent + 2
