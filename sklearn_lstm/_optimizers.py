@@ -137,25 +137,51 @@ class AdamOptimizer(BaseOptimizer):
         self.beta_2 = beta_2
         self.epsilon = epsilon
         self.t = 0
-        self.ms = [np.zeros_like(param) for param in params]
-        self.vs = [np.zeros_like(param) for param in params]
+        # The moments of all parameters in one flat array each, so that an update
+        # is a dozen NumPy calls whatever the number of parameter arrays.
+        self._shapes = [param.shape for param in params]
+        self._bounds = np.cumsum([0] + [param.size for param in params]).tolist()
+        dtype = np.result_type(*params)
+        size = self._bounds[-1]
+        self._m, self._v = np.zeros(size, dtype), np.zeros(size, dtype)
+        self._grad, self._step = np.empty(size, dtype), np.empty(size, dtype)
+
+    def _split(self, flat):
+        return [
+            flat[start:stop].reshape(shape)
+            for start, stop, shape in zip(self._bounds, self._bounds[1:], self._shapes)
+        ]
+
+    @property
+    def ms(self):
+        """First moments, one array per parameter (views of the flat state)."""
+        return self._split(self._m)
+
+    @property
+    def vs(self):
+        """Second moments, one array per parameter (views of the flat state)."""
+        return self._split(self._v)
 
     def _get_updates(self, grads):
         self.t += 1
         b1, b2 = self.beta_1, self.beta_2
         step = self.learning_rate / (1.0 - b1**self.t)
         v_correction = 1.0 / np.sqrt(1.0 - b2**self.t)
-        updates = []
-        for m, v, grad in zip(self.ms, self.vs, grads):
-            m *= b1
-            m += (1.0 - b1) * grad
-            v *= b2
-            v += (1.0 - b2) * np.square(grad)
-            denom = np.sqrt(v)
-            denom *= v_correction
-            denom += self.epsilon
-            updates.append(-step * m / denom)
-        return updates
+        m, v, grad, out = self._m, self._v, self._grad, self._step
+        np.concatenate([g.reshape(-1) for g in grads], out=grad)
+        m *= b1
+        np.multiply(grad, 1.0 - b1, out=out)
+        m += out
+        v *= b2
+        np.square(grad, out=out)
+        out *= 1.0 - b2
+        v += out
+        np.sqrt(v, out=out)
+        out *= v_correction
+        out += self.epsilon
+        np.divide(m, out, out=out)
+        out *= -step
+        return self._split(out)
 
 
 class RMSPropOptimizer(BaseOptimizer):
