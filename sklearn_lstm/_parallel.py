@@ -510,6 +510,8 @@ _start_failed = False  # once helpers failed to start, this process trains alone
 
 
 def _close_helpers():
+    if _helpers_pid != os.getpid():  # a forked child: the helpers are its parent's
+        return
     while _helpers:
         _helpers.pop().close()
 
@@ -687,9 +689,10 @@ def n_processes(batch_size, n_steps, layer_sizes, n_features, n_threads, min_mac
     """How many processes should share the batches of a fit (or a prediction).
 
     As many as BLAS may use threads (``n_threads``) and the process has cores,
-    each with a share of at least :data:`MIN_SHARE` samples, when the forward
-    matrix products of a batch have at least ``min_macs`` multiply-adds (default
-    :data:`MIN_BATCH_MACS`). POSIX systems only, and not in a frozen application.
+    when the forward matrix products of a batch have at least ``min_macs``
+    multiply-adds (default :data:`MIN_BATCH_MACS`), and no more than leave each a
+    share of :data:`MIN_SHARE` samples and ``min_macs / 2`` multiply-adds. POSIX
+    systems only, and not in a frozen application. Measured on two cores only.
     """
     min_macs = MIN_BATCH_MACS if min_macs is None else min_macs
     if n_threads < 2 or os.name != "posix" or not sys.executable:
@@ -702,9 +705,13 @@ def n_processes(batch_size, n_steps, layer_sizes, n_features, n_threads, min_mac
     for hidden in layer_sizes:
         macs += 4 * hidden * (hidden + inputs + 1)
         inputs = hidden
-    if macs * batch_size * n_steps < min_macs:
+    macs *= batch_size * n_steps
+    if macs < min_macs:
         return 1
-    return max(1, min(n_threads, n_cores, batch_size // MIN_SHARE))
+    # Each share at least MIN_SHARE samples and half the threshold's work: on many
+    # cores, small shares would spend their time in per-call overheads.
+    most = max(2, int(2 * macs // min_macs))
+    return max(1, min(n_threads, n_cores, batch_size // MIN_SHARE, most))
 
 
 def helper_pool(n, layout):

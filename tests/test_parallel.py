@@ -367,6 +367,17 @@ def test_how_many_processes():
     assert parallel.n_processes(**few, n_threads=64) <= 3  # shares of MIN_SHARE
 
 
+
+def test_how_many_processes_on_many_cores(monkeypatch):
+    monkeypatch.setattr(parallel, "allowed_cpus", lambda: list(range(64)))
+    big = dict(batch_size=64, n_steps=50, layer_sizes=[64], n_features=8)
+    assert parallel.n_processes(**big, n_threads=64) == 64 // parallel.MIN_SHARE
+    assert parallel.n_processes(**big, n_threads=4) == 4
+    # 1.4 times the threshold's work in a batch: two shares, not 32.
+    wide = dict(batch_size=256, n_steps=10, layer_sizes=[32], n_features=4)
+    assert parallel.n_processes(**wide, n_threads=64) == 2
+
+
 def test_no_helpers_when_blas_is_held_to_one_thread(monkeypatch):
     monkeypatch.setattr(parallel, "MIN_BATCH_MACS", 0)
     started = []
