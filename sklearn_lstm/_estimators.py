@@ -205,10 +205,11 @@ _NOTES = """The network reads each sequence step by step::
     each on its own core with BLAS on one thread, and the gradients are added.
     The helpers are fresh Python processes that load only NumPy and this
     package's engine; they start with the first fit that needs them (a fraction
-    of a second, once per session) and exit with the process. A fit that shares
-    its batches gives the same model as one that does not, up to the order of
-    floating-point sums. Large predictions are shared the same way, smaller ones
-    between Python threads. Everything follows BLAS's limit: joblib's process
+    of a second, once per session) and exit with the process. A fit is
+    reproducible on a given machine; one that shares its batches differs from one
+    that does not only in the order of floating-point sums, a difference that
+    many epochs can grow, as a change of BLAS or of its threads can. Large
+    predictions are shared the same way, smaller ones between Python threads. Everything follows BLAS's limit: joblib's process
     workers (scikit-learn's ``n_jobs``) set it to about ``n_cores / n_jobs``, and
     ``threadpoolctl.threadpool_limits(1, "blas")`` keeps a fit or a prediction
     in the calling thread alone."""
