@@ -209,8 +209,9 @@ _NOTES = """The network reads each sequence step by step::
     reproducible on a given machine; one that shares its batches differs from one
     that does not only in the order of floating-point sums, a difference that
     many epochs can grow, as a change of BLAS or of its threads can. Large
-    predictions are shared the same way, smaller ones between Python threads. Everything follows BLAS's limit: joblib's process
-    workers (scikit-learn's ``n_jobs``) set it to about ``n_cores / n_jobs``, and
+    predictions are shared the same way, smaller ones between Python threads.
+    Everything follows BLAS's limit: joblib's process workers (scikit-learn's
+    ``n_jobs``) set it to about ``n_cores / n_jobs``, and
     ``threadpoolctl.threadpool_limits(1, "blas")`` keeps a fit or a prediction
     in the calling thread alone."""
 

@@ -1,4 +1,4 @@
-"""Data-parallel training: helper processes that each take a share of every batch.
+"""Helper processes that take a share of every mini-batch (and of a prediction).
 
 Why processes. A step of the LSTM is a dozen NumPy calls of a few microseconds;
 BLAS can spread the matrix products over the cores, but the element-wise work runs
@@ -7,20 +7,23 @@ about as much as the call. Separate processes have no GIL to share. With ``n``
 cores, each mini-batch is cut into ``n`` shares; the training process computes the
 loss and gradients of the first share while ``n - 1`` helper processes compute the
 others, with BLAS on one thread in each. The gradients add up: the loss of a batch
-is a weighted sum over its samples, each share weighted by the batch's total.
+is a weighted sum over its samples, each share weighted by the batch's total. A
+large prediction is cut into chunks the same way.
 
 A helper is a fresh interpreter that loads only this module, the engine and the
 losses (NumPy, not scikit-learn), started on the first fit that needs it and kept
 for the rest of the session. It exits when the training process closes its pipe,
-including when that process dies. Each fit maps one shared file into both
-processes: parameters and the helper's share go in, its gradients and loss come
-back. A small message on a pipe says when a share is ready and when it is done;
-a waiting process first polls a counter in the shared file for a moment, so that a
-busy pair of processes does not pay for being put to sleep and woken up, then
-blocks on the pipe, which is also what orders the memory accesses.
+including when that process dies. Each fit (or prediction) maps one shared file
+into both processes: parameters and the helper's share go in, its gradients and
+loss (or outputs) come back; afterwards the helper drops its arrays and the file
+shrinks to one page. A small message on a pipe says when a share is ready and when
+it is done; a waiting process first polls a count of messages in the shared file
+for a moment, so that a busy pair of processes is never put to sleep and woken up,
+then blocks on the pipe, which is also what orders the memory accesses (see
+:func:`_poll`). Each process is kept on its own core meanwhile (see "cores").
 
 Nothing here knows about estimators. :func:`batch_loss_grad` is the one function
-that both sides run on their share.
+that both sides run on their share of a batch.
 """
 
 import atexit
@@ -76,7 +79,9 @@ _CHECK_SECONDS = 1.0
 
 _HEADER = struct.Struct("<cI")  # message kind, payload length
 _BATCH = struct.Struct("<4q")  # samples, steps, has lengths, which masks (bits)
-_CTRL = 16  # bytes of counters at the start of the shared file: sent, done
+# Bytes at the start of the shared file for two counts: the messages sent to the
+# helper and the batches it answered. They persist from fit to fit.
+_CTRL = 16
 
 
 def batch_loss_grad(values, y, weights, params, lengths, masks, loss, workspace):
@@ -364,13 +369,13 @@ def current_cpu():
 def core_plan(n_helpers):
     """The core of the training thread and of each helper, or None to leave all."""
     cpus, cpu = allowed_cpus(), current_cpu()
-    if cpus is None or cpu not in (cpus or ()) or len(cpus) < n_helpers + 1:
+    if cpus is None or cpu not in cpus or len(cpus) < n_helpers + 1:
         return None
     others = [other for other in cpus if other != cpu]
     return cpu, others[:n_helpers]
 
 
-# ------------------------------------------------------------ training side
+# ------------------------------------------------------ the training process
 class HelperError(RuntimeError):
     """A helper process failed or stopped."""
 
@@ -525,13 +530,18 @@ def _get_helpers(n):
     if _helpers_pid != os.getpid():  # a forked child must not use its parent's
         _helpers.clear()
         _helpers_pid = os.getpid()
+    global _start_failed
     for helper in [helper for helper in _helpers if not helper.alive()]:
         _helpers.remove(helper)
         helper.close()
-    while len(_helpers) < n:
-        _helpers.append(_Helper())
-    for helper in _helpers[:n]:
-        helper.wait_ready()
+    try:
+        while len(_helpers) < n:
+            _helpers.append(_Helper())
+        for helper in _helpers[:n]:
+            helper.wait_ready()
+    except (OSError, HelperError):
+        _start_failed = True  # say it once; this process goes on alone
+        raise
     return _helpers[:n]
 
 
@@ -718,16 +728,14 @@ def helper_pool(n, layout):
     """A :class:`HelperPool` with ``n - 1`` helpers, or None to train alone.
 
     None as well when another fit of this process (in another thread) has the
-    helpers. Close the pool after the fit. Raises :class:`HelperError` or
-    ``OSError`` when the helpers cannot start.
+    helpers, or when helpers could not start before in this process. Close the
+    pool after the fit. Raises :class:`HelperError` or ``OSError`` when the
+    helpers cannot start (or one has just died).
     """
-    global _start_failed
     if n < 2 or _start_failed or not _helpers_lock.acquire(blocking=False):
         return None
     try:
         return HelperPool(_get_helpers(n - 1), layout)
-    except BaseException as exc:
+    except BaseException:
         _helpers_lock.release()
-        if isinstance(exc, (OSError, HelperError)):
-            _start_failed = True
         raise
