@@ -428,7 +428,7 @@ class _Helper:
         if cpu is not None and os.sched_getaffinity(self.process.pid) != {cpu}:
             os.sched_setaffinity(self.process.pid, {cpu})
         self._unmap()
-        os.ftruncate(self.file.fileno(), layout.size)
+        _reserve(self.file.fileno(), layout.size)
         self.buffer = mmap.mmap(self.file.fileno(), layout.size)
         self.views = layout.views(self.buffer)
         self._send(b"S", pickle.dumps(layout.args))
@@ -501,6 +501,19 @@ class _Helper:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+
+def _reserve(fd, size):
+    """Size the shared file, its memory reserved now where the system can.
+
+    A file in a full /dev/shm (64 MiB by default in a Docker container) can be
+    extended but not written: the first write beyond the space kills the process
+    (SIGBUS). Reserving the space turns that into an OSError (no space left),
+    after which the fit trains alone.
+    """
+    os.ftruncate(fd, size)
+    if hasattr(os, "posix_fallocate"):
+        os.posix_fallocate(fd, 0, size)
 
 
 def _shared_dir():

@@ -491,3 +491,22 @@ def test_a_finished_fit_leaves_no_shared_memory(sharing):
     sent = len(sharing)
     LSTMRegressor(hidden_layer_sizes=32, batch_size=128, max_iter=1).fit(X, y)
     assert len(sharing) == sent + 2
+
+
+def test_no_room_for_the_shared_file_means_training_alone(sharing, monkeypatch):
+    # As in a container whose /dev/shm is full: the fit warns and trains alone.
+    def full(fd, offset, size):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", full, raising=False)
+    X, y = _data.sum_regression(n=64, n_timesteps=5, n_features=2)
+    params = {"hidden_layer_sizes": 5, "batch_size": 32, "max_iter": 2,
+              "random_state": 0}
+    with pytest.warns(UserWarning, match="No space left on device"):
+        shared = LSTMRegressor(**params).fit(X, y)
+    assert not sharing
+    monkeypatch.undo()
+    alone(monkeypatch)
+    single = LSTMRegressor(**params).fit(X, y)
+    for a, b in zip(fitted_arrays(shared), fitted_arrays(single)):
+        assert_array_equal(a, b)
