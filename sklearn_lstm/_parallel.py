@@ -733,7 +733,7 @@ def n_processes(batch_size, n_steps, layer_sizes, n_features, n_threads, min_mac
         return 1
     # Each share at least MIN_SHARE samples and half the threshold's work: on many
     # cores, small shares would spend their time in per-call overheads.
-    most = max(2, int(2 * macs // min_macs))
+    most = max(2, int(2 * macs // min_macs)) if min_macs > 0 else n_cores
     return max(1, min(n_threads, n_cores, batch_size // MIN_SHARE, most))
 
 
