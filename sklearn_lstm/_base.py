@@ -131,20 +131,17 @@ def _sharing(pool):
     """BLAS on one thread while a pool's helpers share the batches of a fit.
 
     Yields how many threads prediction may use meanwhile (the validation of early
-    stopping): None for as many as BLAS may use. The helpers are given back,
-    stopping any left busy, however the fit ends. The limit is held for the whole
+    stopping): None for as many as BLAS may use. The pool keeps the training
+    thread on its core, and gives the helpers back (stopping any left busy)
+    however the fit ends. The limit is held for the whole
     fit: raising it between epochs would wake BLAS threads that busy-wait for a
     while on the cores the processes need.
     """
     if pool is None:
         yield None
         return
-    try:
-        with _blas_threads()[0].limit(limits=1):
-            pool.pin()
-            yield pool.n_shares
-    finally:
-        pool.close()
+    with pool, _blas_threads()[0].limit(limits=1):
+        yield pool.n_shares
 
 
 class BaseLSTM(BaseEstimator, ABC):
@@ -243,6 +240,10 @@ class BaseLSTM(BaseEstimator, ABC):
         self.recurrent_dropout = recurrent_dropout
 
     # ------------------------------------------------------------------ weights
+    def _fitted_layer_sizes(self):
+        """Hidden units of each LSTM layer of the fitted model."""
+        return [layer["recurrent_kernel"].shape[0] for layer in self.lstm_coefs_]
+
     def _layer_sizes(self):
         sizes = self.hidden_layer_sizes
         sizes = list(sizes) if np.iterable(sizes) else [sizes]
@@ -374,14 +375,12 @@ class BaseLSTM(BaseEstimator, ABC):
         # process on its own core with BLAS on one thread.
         pool = self._prediction_pool(X, params, n_threads, chunk)
         if pool is not None:
-            chunk = pool.layout.max_share
-            batches = [
-                np.arange(n_samples)[b] if order is None else order[b]
-                for b in gen_batches(n_samples, chunk)
-            ]
             try:
-                with blas.limit(limits=1):
-                    pool.pin()
+                with pool, blas.limit(limits=1):
+                    batches = [
+                        np.arange(n_samples)[b] if order is None else order[b]
+                        for b in gen_batches(n_samples, pool.layout.max_share)
+                    ]
                     return pool.forward(X, params, batches, out, workspace)
             except HelperError as exc:
                 warnings.warn(
@@ -390,10 +389,8 @@ class BaseLSTM(BaseEstimator, ABC):
                     UserWarning,
                     stacklevel=4,  # the user's predict, past _raw_predict
                 )
-            finally:
-                pool.close()
         # Otherwise Python threads share them.
-        widest = max(layer["recurrent_kernel"].shape[0] for layer in self.lstm_coefs_)
+        widest = max(self._fitted_layer_sizes())
         at_least = -(-_PREDICT_MIN_STEP_VALUES // widest)  # samples per chunk
         chunk = min(chunk, max(at_least, -(-n_samples // (4 * n_threads))))
         batches = iter(list(gen_batches(n_samples, chunk)))
@@ -428,28 +425,46 @@ class BaseLSTM(BaseEstimator, ABC):
     def _prediction_pool(self, X, params, n_threads, chunk):
         """Helper processes to share a prediction's chunks, or None."""
         n_samples, n_steps, n_features = X.values.shape
-        layer_sizes = [layer["recurrent_kernel"].shape[0] for layer in self.lstm_coefs_]
         n = n_processes(
-            n_samples, n_steps, layer_sizes, n_features, n_threads, MIN_PREDICT_MACS
+            n_samples,
+            n_steps,
+            self._fitted_layer_sizes(),
+            n_features,
+            n_threads,
+            MIN_PREDICT_MACS,
         )
+        layout_args = ("identity", self.n_outputs_, min(chunk, -(-n_samples // n)))
+        # The user's predict, past _forward_raw and _raw_predict.
+        return self._open_pool(
+            n, params, layout_args, n_steps, [], "Predicting with threads", 5
+        )
+
+    def _open_pool(self, n, params, layout_args, n_steps, mask_widths, doing, level):
+        """A pool of ``n - 1`` helpers, or None (with a warning if they failed).
+
+        ``layout_args`` are the loss, the outputs and the samples of a share;
+        ``doing`` says what goes on without them, ``level`` is the warning's
+        stacklevel as seen from the caller of this method.
+        """
         if n < 2:
             return None
+        loss, n_outputs, max_share = layout_args
         layout = Layout(
-            "identity",
+            loss,
             params[0].dtype,
             [param.shape for param in params],
-            self.n_outputs_,
-            min(chunk, -(-n_samples // n)),
+            n_outputs,
+            max_share,
             n_steps,
-            [],
+            mask_widths,
         )
         try:
             return helper_pool(n, layout)
         except (OSError, HelperError) as exc:
             warnings.warn(
-                f"Predicting with threads: helper processes could not start ({exc}).",
+                f"{doing}: helper processes could not start ({exc}).",
                 UserWarning,
-                stacklevel=5,
+                stacklevel=level + 1,
             )
             return None
 
@@ -501,14 +516,11 @@ class BaseLSTM(BaseEstimator, ABC):
         weight_sum = float(sample_weight.sum())
         weights = sample_weight / weight_sum
         loss_name = self.out_activation_
-        if pool is None:
-            loss, grads = batch_loss_grad(
-                X, y, weights, params, lengths, masks, loss_name, workspace
-            )
-        else:
+        result = None
+        if pool is not None:
             try:
                 batch = Sequences(X, lengths)
-                loss, grads = pool.loss_grad(
+                result = pool.loss_grad(
                     batch, y, weights, params, masks, loss_name, workspace
                 )
             except HelperError as exc:
@@ -521,9 +533,11 @@ class BaseLSTM(BaseEstimator, ABC):
                     # _fit_context's wrapper are in between.
                     stacklevel=7,
                 )
-                loss, grads = batch_loss_grad(
-                    X, y, weights, params, lengths, masks, loss_name, workspace
-                )
+        if result is None:
+            result = batch_loss_grad(
+                X, y, weights, params, lengths, masks, loss_name, workspace
+            )
+        loss, grads = result
         if self.alpha > 0:
             scale = self.alpha / weight_sum
             penalty = 0.0
@@ -539,36 +553,20 @@ class BaseLSTM(BaseEstimator, ABC):
         As many processes as BLAS may use threads, when batches are large enough.
         """
         _, n_threads = _blas_threads()
-        n_features, n_steps = X.values.shape[2], X.values.shape[1]
-        layer_sizes = [layer["recurrent_kernel"].shape[0] for layer in self.lstm_coefs_]
+        n_steps, n_features = X.values.shape[1:]
+        layer_sizes = self._fitted_layer_sizes()
         n = n_processes(batch_size, n_steps, layer_sizes, n_features, n_threads)
-        if n < 2:
-            return None
-        mask_widths = []
+        mask_widths = []  # as _dropout_masks draws them
         if self.dropout or self.recurrent_dropout:
             inputs = n_features
             for hidden in layer_sizes:
                 mask_widths += [inputs, hidden]
                 inputs = hidden
-        layout = Layout(
-            self.out_activation_,
-            params[0].dtype,
-            [param.shape for param in params],
-            y.shape[1],
-            -(-batch_size // n),
-            n_steps,
-            mask_widths,
-        )
-        try:
-            return helper_pool(n, layout)
-        except (OSError, HelperError) as exc:
-            warnings.warn(
-                f"Training in this process alone: helper processes could not start "
-                f"({exc}).",
-                UserWarning,
-                stacklevel=7,  # the user's fit, as for _loss_grad's warning
-            )
-            return None
+        layout_args = (self.out_activation_, y.shape[1], -(-batch_size // n))
+        doing = "Training in this process alone"
+        # The user's fit, past _run_epochs, _fit_stochastic, _fit, fit and
+        # _fit_context's wrapper.
+        return self._open_pool(n, params, layout_args, n_steps, mask_widths, doing, 7)
 
     @staticmethod
     def _penalised_indices(n_params):
@@ -590,9 +588,7 @@ class BaseLSTM(BaseEstimator, ABC):
             self._random_state = check_random_state(self.random_state)
             self._initialize(X.values.shape[2], y.shape[1], X.values.dtype)
         else:
-            fitted_sizes = [
-                layer["recurrent_kernel"].shape[0] for layer in self.lstm_coefs_
-            ]
+            fitted_sizes = self._fitted_layer_sizes()
             if fitted_sizes != layer_sizes:
                 raise ValueError(
                     f"hidden_layer_sizes is {tuple(layer_sizes)} but the fitted model "

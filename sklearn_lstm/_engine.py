@@ -312,7 +312,7 @@ def _layer_backward(dHs, cache, need_dX=True, from_above=None, ws=_NoWorkspace, 
     C = _chunk_steps(T, H, B, dtype.itemsize)
     R = ws.empty(key + "R", (C, 6, H, B), dtype)
     R_gates = R[:, 1:5].reshape(C, 4 * H, B)
-    steps = [(R[j, 0], R[j, 1], R[j, 2:], R_gates[j]) for j in range(C)]
+    steps = [(R[j, 0], R[j, 1], R[j, 2:], R_gates[j], R[j, 5]) for j in range(C)]
     span = C * max(1, _SPAN_BYTES // (4 * H * B * dtype.itemsize * C))
     G = ws.empty(key + "G", (4 * H, min(span, T), B), dtype)  # dz, feature-major
     HXc = ws.empty(key + "HXc", (H + F + 1, min(span, T), B), dtype)  # columns
@@ -331,13 +331,13 @@ def _layer_backward(dHs, cache, need_dX=True, from_above=None, ws=_NoWorkspace, 
     for t1 in range(T, 0, -C):
         t0 = max(0, t1 - C)
         for t in range(t1 - 1, t0 - 1, -1):
-            dhA, dz_o, by_dc, dz = steps[t - t0]
+            dhA, dz_o, by_dc, dz, f_dc = steps[t - t0]
             dh_t = dh[t]
             multiply(A[t], dh_t, dhA)  # two products: broadcasting costs more
             multiply(K_o[t], dh_t, dz_o)
             add(dhA, fdc, dc)
-            multiply(K_dc[t], dc, by_dc)
-            fdc = by_dc[3]
+            multiply(K_dc[t], dc, by_dc)  # its last slot is f_t * dc_t
+            fdc = f_dc
             if t > 0:
                 if from_above is None or from_above[t - 1]:
                     dot(U_back, dz, dh_prev)

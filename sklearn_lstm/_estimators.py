@@ -711,7 +711,6 @@ class LSTMClassifier(ClassifierMixin, BaseLSTM):
         return tags
 
 
-
 def _check_y_present(estimator, y):
     if y is None:
         raise ValueError(

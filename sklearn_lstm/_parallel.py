@@ -249,8 +249,6 @@ def _helper_main(from_main, to_main, shared_fd):
         except EOFError:  # the training process has gone
             return
         received += 1
-        if kind == b"Q":
-            return
         if kind == b"F":  # the fit is over: let its memory go, keep the counters
             views = layout = None
             workspace = Workspace()
@@ -288,11 +286,16 @@ def _close_quietly(buffer):
             pass
 
 
+def _share_inputs(layout, views, n, steps, has_lengths):
+    """The sequences of a share of ``n`` samples and their lengths (or None)."""
+    values = views["values"][: n * steps * layout.n_features]
+    lengths = views["lengths"][:n] if has_lengths else None
+    return values.reshape(n, steps, layout.n_features), lengths
+
+
 def _helper_batch(layout, views, header, workspace):
     n, steps, has_lengths, which_masks = header
-    F = layout.n_features
-    values = views["values"][: n * steps * F].reshape(n, steps, F)
-    lengths = views["lengths"][:n] if has_lengths else None
+    values, lengths = _share_inputs(layout, views, n, steps, has_lengths)
     y = views["y"][: n * layout.n_outputs].reshape(n, layout.n_outputs)
     masks = _mask_views(views["masks"], layout.mask_widths, n, which_masks)
     loss, grads = batch_loss_grad(
@@ -313,8 +316,7 @@ def _helper_batch(layout, views, header, workspace):
 def _helper_forward(layout, views, header, workspace):
     """Prediction: the raw outputs of ``n`` samples, written where ``y`` goes."""
     n, steps, has_lengths, _ = header
-    values = views["values"][: n * steps * layout.n_features].reshape(n, steps, -1)
-    lengths = views["lengths"][:n] if has_lengths else None
+    values, lengths = _share_inputs(layout, views, n, steps, has_lengths)
     out, _ = forward(
         values, views["params"], lengths, keep_cache=False, workspace=workspace
     )
@@ -573,11 +575,15 @@ class HelperPool:
         for k, helper in enumerate(helpers):
             helper.setup(layout, None if plan is None else plan[1][k])
 
-    def pin(self):
+    def __enter__(self):
         """Keep the calling (training) thread on its core until :meth:`close`."""
         if self.cpu is not None:
             self._cpus = os.sched_getaffinity(0)
             os.sched_setaffinity(0, {self.cpu})
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
 
     @contextmanager
     def unpinned(self):
@@ -741,9 +747,9 @@ def helper_pool(n, layout):
     """A :class:`HelperPool` with ``n - 1`` helpers, or None to train alone.
 
     None as well when another fit of this process (in another thread) has the
-    helpers, or when helpers could not start before in this process. Close the
-    pool after the fit. Raises :class:`HelperError` or ``OSError`` when the
-    helpers cannot start (or one has just died).
+    helpers, or when helpers could not start before in this process. Use the pool
+    as a context manager: it closes after the fit. Raises :class:`HelperError` or
+    ``OSError`` when the helpers cannot start (or one has just died).
     """
     if n < 2 or _start_failed or not _helpers_lock.acquire(blocking=False):
         return None
