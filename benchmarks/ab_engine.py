@@ -12,6 +12,10 @@ Run from the repository root::
 
     python benchmarks/ab_engine.py                    # working tree vs HEAD
     python benchmarks/ab_engine.py --base HEAD~3 --only W3,W4 --dtype float64
+    OPENBLAS_NUM_THREADS=1 python benchmarks/ab_engine.py --share 2
+
+The last line times what each of two processes computes in a fit that shares its
+batches (see ``sklearn_lstm/_parallel.py``): half a batch, BLAS on one thread.
 
 PyTorch is not needed. About a minute.
 """
@@ -53,11 +57,12 @@ def engine_at(revision, directory):
     return load_module(path, "engine_base")
 
 
-def batch(workload, dtype, seed=0):
-    """One mini-batch and parameters at the scale of a fresh model."""
+def batch(workload, dtype, share=1, seed=0):
+    """One mini-batch (or its share) and parameters at the scale of a fresh model."""
     rng = np.random.default_rng(seed)
     H, F = workload.n_hidden, workload.n_features
-    shape = (workload.batch_size, workload.n_timesteps, F)
+    batch_size = -(-workload.batch_size // share)
+    shape = (batch_size, workload.n_timesteps, F)
     X = rng.standard_normal(shape).astype(dtype)
     params = [
         rng.uniform(-1, 1, (F, 4 * H)) * np.sqrt(6 / (F + 4 * H)),
@@ -66,7 +71,7 @@ def batch(workload, dtype, seed=0):
         rng.uniform(-1, 1, (H, 1)) * np.sqrt(6 / (H + 1)),
         np.zeros(1),
     ]
-    dout = rng.standard_normal((workload.batch_size, 1)) / workload.batch_size
+    dout = rng.standard_normal((batch_size, 1)) / batch_size
     return X, [p.astype(dtype) for p in params], dout.astype(dtype)
 
 
@@ -98,6 +103,13 @@ def main(argv=None):
     parser.add_argument("--only", help="comma-separated workloads, e.g. W1,W4")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument(
+        "--share",
+        type=int,
+        default=1,
+        help="time the share of a batch split among this many processes, as a "
+        "shared fit does (default 1: the whole batch)",
+    )
     args = parser.parse_args(argv)
     workloads = [
         w for w in WORKLOADS if not args.only or w.name in args.only.split(",")
@@ -106,11 +118,13 @@ def main(argv=None):
         base = engine_at(args.base, directory)
         work = load_module(REPO / ENGINE, "engine_work")
         print(f"engine A/B, {args.dtype}, best of {args.rounds} interleaved rounds")
+        if args.share > 1:
+            print(f"each batch's share when split among {args.share} processes")
         print(f"base: {args.base}; new: the working tree\n")
         print("| workload | shape | base ms/batch | new ms/batch | new/base |")
         print("|---|---|---:|---:|---:|")
         for w in workloads:
-            X, params, dout = batch(w, args.dtype)
+            X, params, dout = batch(w, args.dtype, args.share)
             runs = [runner(engine, X, params, dout) for engine in (base, work)]
             start = time.perf_counter()
             runs[0]()
