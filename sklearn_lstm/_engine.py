@@ -75,23 +75,43 @@ class Workspace:
     much as the arithmetic on them. A workspace keeps one flat buffer per name and
     hands out views of it; a buffer is valid until the next request of its name, so
     the cache of one forward pass lives until the next forward pass.
+
+    A request with the shape of the previous one returns the same view object, so
+    that the lists of per-step views built on it can be kept too (:meth:`memo`).
     """
 
     def __init__(self):
-        self._buffers = {}
+        self._views = {}
+        self._memos = {}
 
     def empty(self, name, shape, dtype):
         """An uninitialised array of ``shape`` backed by the buffer ``name``."""
+        shape = tuple(shape)
+        view = self._views.get(name)
+        if view is not None and view.shape == shape and view.dtype == dtype:
+            return view
         size = math.prod(shape)
-        buffer = self._buffers.get(name)
+        buffer = None if view is None else view.base
         if buffer is None or buffer.dtype != dtype or buffer.size < size:
-            buffer = self._buffers[name] = np.empty(size, dtype=dtype)
-        return buffer[:size].reshape(shape)
+            buffer = np.empty(size, dtype=dtype)
+        view = self._views[name] = buffer[:size].reshape(shape)
+        return view
 
     def zeros(self, name, shape, dtype):
         out = self.empty(name, shape, dtype)
         out.fill(0)
         return out
+
+    def memo(self, name, arrays, make):
+        """``make()``, or its value from the last call if ``arrays`` are the same
+        objects: for lists of views of workspace arrays, which cost tens of
+        microseconds a batch to build."""
+        kept = self._memos.get(name)
+        if kept is None or not all(
+            a is b for a, b in zip(kept[0], arrays, strict=True)
+        ):
+            kept = self._memos[name] = (arrays, make())
+        return kept[1]
 
 
 class _NoWorkspace:
@@ -105,27 +125,19 @@ class _NoWorkspace:
     def zeros(name, shape, dtype):
         return np.zeros(shape, dtype=dtype)
 
+    @staticmethod
+    def memo(name, arrays, make):
+        return make()
+
 
 def n_lstm_layers(params):
     """Number of LSTM layers in a flat parameter list."""
     return (len(params) - 2) // 3
 
 
-@lru_cache
-def _gate_rows(H, order):
-    """Row indices taking the public [i|f|g|o] gate layout to ``order``."""
-    public = {"i": 0, "f": 1, "g": 2, "o": 3}
-    rows = np.concatenate([np.arange(H) + public[gate] * H for gate in order])
-    rows.flags.writeable = False  # shared by every call
-    return rows
-
-
-@lru_cache
-def _public_rows(H, order):
-    """Row indices taking the gate layout ``order`` back to the public [i|f|g|o]."""
-    rows = np.argsort(_gate_rows(H, order))
-    rows.flags.writeable = False
-    return rows
+def _blocks(a, H):
+    """View of ``a`` (..., 4H) as (..., 4, H): one slot per gate, public [i|f|g|o]."""
+    return a.reshape(a.shape[:-1] + (4, H))
 
 
 @lru_cache(maxsize=16)
@@ -141,7 +153,7 @@ def _halves(shape, dtype):
 _CHUNK_BYTES = 1 << 19
 
 #: Bytes of gate gradients gathered for each product giving the weight gradients.
-_SPAN_BYTES = 1 << 20
+_SPAN_BYTES = 1 << 18
 
 
 def _chunk_steps(T, H, B, itemsize):
@@ -175,8 +187,11 @@ def _layer_forward(
     UWb = ws.empty(key + "UWb", (H + F + 1, 4 * H), dtype)
     UWb[:H], UWb[H : H + F], UWb[H + F] = U, W, b
     M = ws.empty(key + "M", (4 * H, H + F + 1), dtype)
-    np.take(UWb.T, _gate_rows(H, "gfio"), axis=0, out=M)
-    M[H:] *= 0.5  # f, i, o get z / 2, for sigmoid(z) = (1 + tanh(z/2)) / 2
+    gates_in, gates_out = _blocks(UWb, H), M.reshape(4, H, H + F + 1)
+    np.copyto(gates_out[0], gates_in[:, 2].T)  # g
+    # f, i, o get z / 2, for sigmoid(z) = (1 + tanh(z/2)) / 2
+    np.multiply(gates_in[:, 1::-1].transpose(1, 2, 0), 0.5, out=gates_out[1:3])
+    np.multiply(gates_in[:, 3].T, 0.5, out=gates_out[3])
 
     # HX[t] = [h_{t-1} (masked); x_t (masked); 1], the column step t multiplies.
     HX = ws.empty(key + "HX", (T + 1, H + F + 1, B), dtype)
@@ -191,7 +206,7 @@ def _layer_forward(
     else:
         Hs = ws.empty(key + "Hs", (T, H, B), dtype)
         m_h = np.ascontiguousarray(mask_h.T)  # (H, B)
-        masked = list(HX[1:, :H])
+        masked = ws.memo(key + "masked", (HX,), lambda: list(HX[1:, :H]))
 
     # The steps run in chunks of C, whose work arrays stay in cache until the
     # chunk's gate-derivative factors are computed together (_gate_factors).
@@ -204,13 +219,21 @@ def _layer_forward(
     TC = ws.empty(key + "TC", (C, H, B), dtype)  # tanh(c_t)
     P = ws.empty(key + "P", (C, 2, H, B), dtype)  # [f * c_{t-1} | i * g]
     gates = S[:, 1:].reshape(C + 1, 4 * H, B)
-    steps = [
-        (gates[j], S[j, 1:], S[j, 2:], S[j, 2:4], S[j, :2], P[j], P[j, 0], P[j, 1])
-        + (S[j + 1, 0], TC[j], S[j, 4])
-        for j in range(C)
-    ]
+    steps = ws.memo(
+        key + "steps",
+        (S, P, TC),
+        lambda: [
+            (gates[j], S[j, 1:], S[j, 2:], S[j, 2:4], S[j, :2], P[j], P[j, 0])
+            + (P[j, 1], S[j + 1, 0], TC[j], S[j, 4])
+            for j in range(C)
+        ],
+    )
     halves = _halves((3, H, B), dtype)
-    columns, hidden = list(HX), list(Hs)  # views (H+F+1, B) and (H, B) per step
+    # Views (H+F+1, B) and (H, B) per step.
+    columns = ws.memo(key + "columns", (HX,), lambda: list(HX))
+    hidden = ws.memo(
+        key + "hidden", (HX, None if mask_h is None else Hs), lambda: list(Hs)
+    )
     if keep_cache:
         # Factors of the gate gradients and f, see _layer_backward: (T, 6, H, B).
         K = ws.empty(key + "K", (T, 6, H, B), dtype)
@@ -300,8 +323,9 @@ def _layer_backward(dHs, cache, need_dX=True, from_above=None, ws=_NoWorkspace, 
     T, H, B = dHs.shape
     F = W.shape[0]
     dtype = dHs.dtype
-    rows = _gate_rows(H, "ogfi")
-    U_back = np.take(U, rows, axis=1, out=ws.empty(key + "U_back", U.shape, dtype))
+    # [o | g | f | i] is the public order reversed.
+    U_back = ws.empty(key + "U_back", U.shape, dtype)
+    np.copyto(_blocks(U_back, H), _blocks(U, H)[:, ::-1])
     m_h = None if mask_h is None else np.ascontiguousarray(mask_h.T)  # (H, B)
 
     # The steps run backwards in chunks of C. R[j] = [dh_t * A | dz_o | dz_g | dz_f |
@@ -312,20 +336,26 @@ def _layer_backward(dHs, cache, need_dX=True, from_above=None, ws=_NoWorkspace, 
     C = _chunk_steps(T, H, B, dtype.itemsize)
     R = ws.empty(key + "R", (C, 6, H, B), dtype)
     R_gates = R[:, 1:5].reshape(C, 4 * H, B)
-    steps = [(R[j, 0], R[j, 1], R[j, 2:], R_gates[j], R[j, 5]) for j in range(C)]
+    steps = ws.memo(
+        key + "steps_back",
+        (R,),
+        lambda: [(R[j, 0], R[j, 1], R[j, 2:], R_gates[j], R[j, 5]) for j in range(C)],
+    )
     span = C * max(1, _SPAN_BYTES // (4 * H * B * dtype.itemsize * C))
     G = ws.empty(key + "G", (4 * H, min(span, T), B), dtype)  # dz, feature-major
-    HXc = ws.empty(key + "HXc", (H + F + 1, min(span, T), B), dtype)  # columns
+    HXc = ws.empty(key + "HXc", (min(span, T), B, H + F + 1), dtype)  # columns
     s1 = T  # the span being gathered ends at step s1
     dh = list(dHs)
-    A, K_o, K_dc = list(K[:, 0]), list(K[:, 1]), list(K[:, 2:])
+    A, K_o, K_dc = ws.memo(
+        key + "K", (K,), lambda: (list(K[:, 0]), list(K[:, 1]), list(K[:, 2:]))
+    )
     dh_prev = ws.empty(key + "dh_prev", (H, B), dtype)
     dc = ws.empty(key + "dc", (H, B), dtype)  # dL/dc_t
     fdc = ws.zeros(key + "fdc", (H, B), dtype)  # f_{t+1} dc_{t+1}, none after T
     dM = np.zeros((4 * H, H + F + 1), dtype=dtype)  # [dU; dW; db]^T, rows ogfi
     dM_chunk = ws.empty(key + "dM", dM.shape, dtype)
     if need_dX:
-        W_back = np.ascontiguousarray(W[:, rows])  # (F, 4H)
+        W_back = np.ascontiguousarray(_blocks(W, H)[:, ::-1]).reshape(F, 4 * H)
         dX_T = ws.empty(key + "dX", (T, F, B), dtype)
     dot, multiply, add = np.dot, np.multiply, np.add
     for t1 in range(T, 0, -C):
@@ -356,20 +386,19 @@ def _layer_backward(dHs, cache, need_dX=True, from_above=None, ws=_NoWorkspace, 
         if t0 == s0:
             # The span's share of [dU; dW; db]^T = sum over steps and samples of
             # dz [h_{t-1}; x_t; 1]^T.
-            Gs, HXs = G[:, : s1 - s0], HXc[:, : s1 - s0]
-            np.copyto(HXs, HX[s0:s1].transpose(1, 0, 2))
-            np.matmul(Gs.reshape(4 * H, -1), HXs.reshape(H + F + 1, -1).T, dM_chunk)
+            Gs, HXs = G[:, : s1 - s0], HXc[: s1 - s0]
+            np.copyto(HXs, HX[s0:s1].transpose(0, 2, 1))
+            np.matmul(Gs.reshape(4 * H, -1), HXs.reshape(-1, H + F + 1), dM_chunk)
             dM += dM_chunk
             s1 = s0
-    dM = dM[_public_rows(H, "ogfi")]
-    dU = dM[:, :H].T  # (H, 4H)
-    dW = dM[:, H : H + F].T  # (F, 4H)
-    db = dM[:, H + F]  # (4H,)
+    # [dU; dW; db] in the public gate order: rows o, g, f, i reversed, transposed.
+    dUWb = np.empty((H + F + 1, 4 * H), dtype=dtype)
+    np.copyto(_blocks(dUWb, H), dM.reshape(4, H, H + F + 1)[::-1].transpose(2, 0, 1))
     if not need_dX:
         dX_T = None
     elif mask_x is not None:
         dX_T *= mask_x.T
-    return dX_T, np.ascontiguousarray(dW), np.ascontiguousarray(dU), db
+    return dX_T, dUWb[H : H + F], dUWb[:H], dUWb[H + F]
 
 
 def forward(X, params, lengths=None, masks=None, keep_cache=True, workspace=None):

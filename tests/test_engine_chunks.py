@@ -66,17 +66,63 @@ def test_chunks_and_spans_change_nothing(monkeypatch, chunk_steps, span_chunks,
 
 
 def test_reused_workspace_with_other_shapes(monkeypatch):
-    """Buffers of one batch shape serve the next, larger or smaller."""
+    """Buffers of one batch shape serve the next, larger or smaller, with or
+    without dropout and ragged lengths; the views kept from one batch to the next
+    (Workspace.memo) must follow every change."""
     shrink(monkeypatch, 2, 2)
     workspace = Workspace()
-    for seed, (b, t) in enumerate([(3, 11), (5, 4), (2, 13), (3, 11)]):
+    batches = [
+        (3, 11, False, False),
+        (3, 11, True, False),  # the same shape, now with dropout
+        (3, 11, False, False),  # and without again
+        (5, 4, False, False),
+        (2, 13, True, True),
+        (2, 13, False, True),
+        (3, 11, True, False),  # back to the first shape
+        (3, 11, True, False),  # the same batch shape twice
+    ]
+    for seed, (b, t, dropout, ragged) in enumerate(batches):
         rng = np.random.default_rng(seed)
         X = rng.normal(size=(b, t, F))
         params = make_params(rng, F, HIDDEN, N_OUT)
-        fresh = run(X, params)
-        reused = run(X, params, workspace=workspace)
+        kwargs = {}
+        if dropout:
+            kwargs["masks"] = make_masks(rng, b, F, HIDDEN, 0.3, 0.4)
+        if ragged:
+            lengths = rng.integers(1, t + 1, size=b)
+            lengths[0] = t
+            for k, n in enumerate(lengths):
+                X[k, n:] = 0.0
+            kwargs["lengths"] = lengths
+        fresh = run(X, params, **kwargs)
+        reused = run(X, params, workspace=workspace, **kwargs)
         for a, c in zip(fresh, reused):
             assert_allclose(c, a, rtol=1e-12, atol=1e-12)
+
+
+def test_workspace_keeps_views_only_while_unchanged():
+    workspace = Workspace()
+    a = workspace.empty("a", (2, 3), np.float64)
+    assert workspace.empty("a", (2, 3), np.float64) is a
+    smaller = workspace.empty("a", (3, 1), np.float64)
+    assert smaller.shape == (3, 1) and np.shares_memory(smaller, a)
+    assert workspace.empty("a", (2, 3), np.float32).dtype == np.float32
+    larger = workspace.empty("a", (4, 5), np.float32)
+    assert larger.shape == (4, 5)
+
+    calls = []
+
+    def make():
+        calls.append(1)
+        return len(calls)
+
+    b = workspace.empty("b", (4,), np.float64)
+    assert workspace.memo("m", (larger, b), make) == 1
+    assert workspace.memo("m", (larger, b), make) == 1  # kept
+    other = workspace.empty("b", (5,), np.float64)
+    assert workspace.memo("m", (larger, other), make) == 2  # one array changed
+    assert workspace.memo("m", (larger, None), make) == 3
+    assert workspace.memo("m", (larger, None), make) == 3
 
 
 def test_chunked_gradients_match_central_differences(monkeypatch):
