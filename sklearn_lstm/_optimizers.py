@@ -8,6 +8,8 @@ after each epoch and ``trigger_stopping(msg, verbose)`` when the training loss o
 validation score stops improving.
 """
 
+import math
+
 import numpy as np
 
 
@@ -96,7 +98,7 @@ class SGDOptimizer(BaseOptimizer):
         self.velocities = [np.zeros_like(param) for param in params]
 
     def _get_updates(self, grads):
-        lr, mu = self.learning_rate, self.momentum
+        lr, mu = self.learning_rate, float(self.momentum)
         for velocity, grad in zip(self.velocities, grads):
             velocity *= mu
             velocity -= lr * grad
@@ -145,6 +147,7 @@ class AdamOptimizer(BaseOptimizer):
         size = self._bounds[-1]
         self._m, self._v = np.zeros(size, dtype), np.zeros(size, dtype)
         self._grad, self._step = np.empty(size, dtype), np.empty(size, dtype)
+        self._updates = self._split(self._step)
 
     def _split(self, flat):
         return [
@@ -164,9 +167,10 @@ class AdamOptimizer(BaseOptimizer):
 
     def _get_updates(self, grads):
         self.t += 1
-        b1, b2 = self.beta_1, self.beta_2
+        b1, b2 = float(self.beta_1), float(self.beta_2)
         step = self.learning_rate / (1.0 - b1**self.t)
-        v_correction = 1.0 / np.sqrt(1.0 - b2**self.t)
+        # Python floats: a NumPy float64 would make float32 updates slow and cast.
+        v_correction = 1.0 / math.sqrt(1.0 - b2**self.t)
         m, v, grad, out = self._m, self._v, self._grad, self._step
         np.concatenate([g.reshape(-1) for g in grads], out=grad)
         m *= b1
@@ -178,10 +182,10 @@ class AdamOptimizer(BaseOptimizer):
         v += out
         np.sqrt(v, out=out)
         out *= v_correction
-        out += self.epsilon
+        out += float(self.epsilon)
         np.divide(m, out, out=out)
         out *= -step
-        return self._split(out)
+        return self._updates
 
 
 class RMSPropOptimizer(BaseOptimizer):
@@ -216,11 +220,12 @@ class RMSPropOptimizer(BaseOptimizer):
 
     def _get_updates(self, grads):
         updates = []
+        rho, epsilon = float(self.rho), float(self.epsilon)
         for v, grad in zip(self.vs, grads):
-            v *= self.rho
-            v += (1.0 - self.rho) * np.square(grad)
+            v *= rho
+            v += (1.0 - rho) * np.square(grad)
             denom = np.sqrt(v)
-            denom += self.epsilon
+            denom += epsilon
             updates.append(-self.learning_rate * grad / denom)
         return updates
 

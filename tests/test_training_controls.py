@@ -753,6 +753,21 @@ def test_changing_solver_makes_a_fresh_optimizer():
     assert est._optimizer.t == 4  # counted from zero again
 
 
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_numpy_scalar_settings_give_the_same_float32_fit(solver):
+    """A NumPy float64 hyperparameter must not change float32 training: NumPy
+    would compute float32 updates scaled by it in float64 and round back."""
+    X, y = sum_regression()
+    X = X.astype(np.float32)
+    settings = {"adam": dict(beta_1=0.85, beta_2=0.99, epsilon=1e-6),
+                "rmsprop": dict(rho=0.8, epsilon=1e-6),
+                "sgd": dict(momentum=0.7)}[solver]
+    plain = tiny(LSTMRegressor, solver=solver, learning_rate_init=0.01, **settings)
+    numpy = tiny(LSTMRegressor, solver=solver, learning_rate_init=np.float64(0.01),
+                 **{k: np.float64(v) for k, v in settings.items()})
+    assert_weights_equal(weights(plain.fit(X, y)), weights(numpy.fit(X, y)))
+
+
 # --------------------------------------------------------------------- Ctrl-C
 CTRL_C = dict(hidden_layer_sizes=6, solver="adam", learning_rate_init=0.01,
               batch_size=10, shuffle=False, max_iter=5, random_state=0)
