@@ -5,6 +5,7 @@ classification: how ``y`` is validated and encoded, the output activation, and h
 predictions are decoded.
 """
 
+import math
 import signal
 import threading
 import time
@@ -842,7 +843,7 @@ class BaseLSTM(BaseEstimator, ABC):
         if not np.isfinite(loss + squared_norm):
             self._diverged("the training loss or its gradient")
         if self.max_grad_norm is not None:
-            clip_grad_norm(grads, self.max_grad_norm, np.sqrt(squared_norm))
+            clip_grad_norm(grads, self.max_grad_norm, math.sqrt(squared_norm))
         self._optimizer.update_params(params, grads)
 
     def _end_epoch(self, n_seen, loss, validation, params, workspace, n_threads=None):

@@ -239,7 +239,7 @@ def clip_grad_norm(grads, max_norm, norm=None):
     """
     if norm is None:
         norm = float(np.sqrt(sum(float(np.vdot(g, g)) for g in grads)))
-    scale = max_norm / (norm + 1e-6)
+    scale = float(max_norm / (norm + 1e-6))  # a Python float: see _get_updates
     if scale < 1.0:
         for grad in grads:
             grad *= scale
