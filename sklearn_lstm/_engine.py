@@ -102,6 +102,17 @@ class Workspace:
         out.fill(0)
         return out
 
+    def at_least(self, name, n, shape, dtype):
+        """An array of at least ``n`` rows of ``shape``: the same object as long as
+        it has enough, so that views of its rows are kept for batches of any
+        length."""
+        view = self._views.get(name)
+        if view is None or view.shape[1:] != shape or view.dtype != dtype:
+            return self.empty(name, (n, *shape), dtype)
+        if len(view) < n:
+            return self.empty(name, (n, *shape), dtype)
+        return view
+
     def memo(self, name, arrays, make):
         """``make()``, or its value from the last call if ``arrays`` are the same
         objects: for lists of views of workspace arrays, which cost tens of
@@ -124,6 +135,10 @@ class _NoWorkspace:
     @staticmethod
     def zeros(name, shape, dtype):
         return np.zeros(shape, dtype=dtype)
+
+    @staticmethod
+    def at_least(name, n, shape, dtype):
+        return np.empty((n, *shape), dtype=dtype)
 
     @staticmethod
     def memo(name, arrays, make):
@@ -208,24 +223,30 @@ def _layer_forward(
         m_h = np.ascontiguousarray(mask_h.T)  # (H, B)
         masked = ws.memo(key + "masked", (HX,), lambda: list(HX[1:, :H]))
 
-    # The steps run in chunks of C, whose work arrays stay in cache until the
-    # chunk's gate-derivative factors are computed together (_gate_factors).
-    # S[j] = [c_{t-1} | g | f | i | o] of the chunk's step j = t - t0: the product
-    # writes the four gates, and c_t goes into S[j + 1]. Side by side, [f | i] and
-    # [c_{t-1} | g] give both terms of c_t, P[j], in one multiplication.
+    # The steps run in chunks of C. Each step has a record of six slots in Q,
+    # Q[t] = [free | c_{t-1} | g | f | i | o] while it runs: the product writes the
+    # four gates, and c_t goes into Q[t + 1]. Side by side, [f | i] and
+    # [c_{t-1} | g] give both terms of c_t, P[j], in one multiplication. After a
+    # chunk, while its arrays are in cache, its records are turned into the
+    # factors of the backward pass in place (_gate_factors). For prediction, Q is
+    # a ring of C + 1 records instead, reused by every chunk.
     C = _chunk_steps(T, H, B, dtype.itemsize)
-    S = ws.empty(key + "S", (C + 1, 5, H, B), dtype)
-    S[0, 0] = 0.0  # c_0
+    if keep_cache:
+        Q = ws.at_least(key + "Q", T + 1, (6, H, B), dtype)
+    else:
+        Q = ws.empty(key + "Q_ring", (C + 1, 6, H, B), dtype)
+    Q[0, 1] = 0.0  # c_0
     TC = ws.empty(key + "TC", (C, H, B), dtype)  # tanh(c_t)
     P = ws.empty(key + "P", (C, 2, H, B), dtype)  # [f * c_{t-1} | i * g]
-    gates = S[:, 1:].reshape(C + 1, 4 * H, B)
+    gates = Q[:, 2:].reshape(len(Q), 4 * H, B)
+    # Per record r: its views, and those of the ring arrays' slot r % C.
     steps = ws.memo(
         key + "steps",
-        (S, P, TC),
+        (Q, P, TC),
         lambda: [
-            (gates[j], S[j, 1:], S[j, 2:], S[j, 2:4], S[j, :2], P[j], P[j, 0])
-            + (P[j, 1], S[j + 1, 0], TC[j], S[j, 4])
-            for j in range(C)
+            (gates[r], Q[r, 2:], Q[r, 3:], Q[r, 3:5], Q[r, 1:3], P[r % C])
+            + (P[r % C, 0], P[r % C, 1], Q[r + 1, 1], TC[r % C], Q[r, 5])
+            for r in range(len(Q) - 1)
         ],
     )
     halves = _halves((3, H, B), dtype)
@@ -235,13 +256,12 @@ def _layer_forward(
         key + "hidden", (HX, None if mask_h is None else Hs), lambda: list(Hs)
     )
     if keep_cache:
-        # Factors of the gate gradients and f, see _layer_backward: (T, 6, H, B).
-        K = ws.empty(key + "K", (T, 6, H, B), dtype)
         scratch = ws.empty(key + "D", (C, 3, H, B), dtype)
     dot, tanh, multiply, add = np.dot, np.tanh, np.multiply, np.add
     for t0 in range(0, T, C):
         n = min(C, T - t0)
-        for t, step in zip(range(t0, t0 + n), steps):
+        first = t0 if keep_cache else 0  # the record of step t0
+        for t, step in zip(range(t0, t0 + n), steps[first : first + n]):
             z, act, sig, f_i, c_g, p, fc, ig, c, tc, o = step
             dot(M, columns[t], z)  # z_t, sigmoid rows halved
             tanh(act, act)
@@ -256,40 +276,42 @@ def _layer_forward(
                 multiply(h, m_h, masked[t])
         if keep_cache:
             chunk = slice(t0, t0 + n)
-            _gate_factors(S[:n], P[:n], TC[:n], Hs[chunk], K[chunk], scratch[:n])
-        S[0, 0] = S[n, 0]  # the last c_t of this chunk is the next one's c_{t-1}
+            _gate_factors(Q[chunk], P[:n], TC[:n], Hs[chunk], scratch[:n])
+        else:
+            Q[0, 1] = Q[n, 1]  # the last c_t of this chunk is the next one's c_{t-1}
     if not keep_cache:
         return Hs, None
-    return Hs, (HX, W, U, K, mask_x, mask_h)
+    return Hs, (HX, W, U, Q, mask_x, mask_h)
 
 
-def _gate_factors(S, P, TC, h, K, D):
-    """Fill ``K = [A | K_o | K_g | K_f | K_i | f]`` for a chunk of steps.
+def _gate_factors(Q, P, TC, h, D):
+    """Turn the records ``Q`` of a chunk of steps into the backward's factors.
 
-    ``S`` holds ``[c_{t-1} | g | f | i | o]`` of each step, ``P`` ``[f c_{t-1} |
-    i g]``, ``TC`` ``tanh(c_t)`` and ``h`` ``h_t``; ``D`` is scratch (n, 3, H, B).
-    Products the forward pass already made shorten the factors::
+    In: ``Q = [free | c_{t-1} | g | f | i | o]``, with ``P = [f c_{t-1} | i g]``,
+    ``TC = tanh(c_t)`` and ``h = h_t``; ``D`` is scratch (n, 3, H, B). Out:
+    ``Q = [K_g | K_f | K_i | f | A | K_o]``, each slot written once its old value
+    is no longer needed. Products the forward pass already made shorten the
+    factors::
 
+        K_g = i (1 - g^2)       = i - (i g) g
         K_f = c_{t-1} f (1 - f) = (f c_{t-1}) (1 - f)
         K_i = g i (1 - i)       = (i g) (1 - i)
-        K_o = tanh(c_t) o (1 - o) = h_t (1 - o)
-        K_g = i (1 - g^2)       = i - (i g) g
         A   = o (1 - tanh(c_t)^2) = o - h_t tanh(c_t)
+        K_o = tanh(c_t) o (1 - o) = h_t (1 - o)
     """
-    np.subtract(1.0, S[:, 2:], out=D)  # 1 - f, 1 - i, 1 - o
-    np.multiply(P, D[:, :2], out=K[:, 3:5])  # K_f, K_i
-    np.multiply(h, D[:, 2], out=K[:, 1])  # K_o
-    np.multiply(P[:, 1], S[:, 1], out=K[:, 2])
-    np.subtract(S[:, 3], K[:, 2], out=K[:, 2])  # K_g
-    np.multiply(h, TC, out=K[:, 0])
-    np.subtract(S[:, 4], K[:, 0], out=K[:, 0])  # A
-    K[:, 5] = S[:, 2]  # f
+    np.subtract(1.0, Q[:, 3:], out=D)  # 1 - f, 1 - i, 1 - o
+    np.multiply(P[:, 1], Q[:, 2], out=Q[:, 0])
+    np.subtract(Q[:, 4], Q[:, 0], out=Q[:, 0])  # K_g
+    np.multiply(P, D[:, :2], out=Q[:, 1:3])  # K_f, K_i
+    np.multiply(h, TC, out=Q[:, 4])
+    np.subtract(Q[:, 5], Q[:, 4], out=Q[:, 4])  # A
+    np.multiply(h, D[:, 2], out=Q[:, 5])  # K_o
 
 
 def _layer_backward(dHs, cache, need_dX=True, from_above=None, ws=_NoWorkspace, key=""):
     """Backpropagation through time for one layer, in the transposed layout.
 
-    With the factors ``K`` of the forward pass, one step is::
+    With the factors the forward pass left in ``Q``, one step is::
 
         dc_t  = dh_t * A + f_{t+1} * dc_{t+1},     A   = o (1 - tanh(c_t)^2)
         dz_o  = dh_t * K_o,                        K_o = tanh(c_t) o (1 - o)
@@ -319,7 +341,7 @@ def _layer_backward(dHs, cache, need_dX=True, from_above=None, ws=_NoWorkspace, 
     dX_T : ndarray of shape (T, F, B) or None.
     dW, dU, db : gradients of the kernel, recurrent kernel and bias (public layout).
     """
-    HX, W, U, K, mask_x, mask_h = cache
+    HX, W, U, Q, mask_x, mask_h = cache
     T, H, B = dHs.shape
     F = W.shape[0]
     dtype = dHs.dtype
@@ -346,8 +368,9 @@ def _layer_backward(dHs, cache, need_dX=True, from_above=None, ws=_NoWorkspace, 
     HXc = ws.empty(key + "HXc", (min(span, T), B, H + F + 1), dtype)  # columns
     s1 = T  # the span being gathered ends at step s1
     dh = list(dHs)
-    A, K_o, K_dc = ws.memo(
-        key + "K", (K,), lambda: (list(K[:, 0]), list(K[:, 1]), list(K[:, 2:]))
+    # Q[t] = [K_g | K_f | K_i | f | A | K_o], see _gate_factors.
+    K_dc, A, K_o = ws.memo(
+        key + "K", (Q,), lambda: (list(Q[:, :4]), list(Q[:, 4]), list(Q[:, 5]))
     )
     dh_prev = ws.empty(key + "dh_prev", (H, B), dtype)
     dc = ws.empty(key + "dc", (H, B), dtype)  # dL/dc_t
