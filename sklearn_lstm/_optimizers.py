@@ -149,6 +149,16 @@ class AdamOptimizer(BaseOptimizer):
         self._grad, self._step = np.empty(size, dtype), np.empty(size, dtype)
         self._updates = self._split(self._step)
 
+    def __getstate__(self):
+        # The update views would come back as arrays of their own (pickle, deepcopy).
+        state = self.__dict__.copy()
+        del state["_updates"]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._updates = self._split(self._step)
+
     def _split(self, flat):
         return [
             flat[start:stop].reshape(shape)

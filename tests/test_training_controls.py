@@ -9,6 +9,7 @@ module runs in seconds.
 """
 
 import copy
+import pickle
 import re
 import signal
 import threading
@@ -766,6 +767,26 @@ def test_numpy_scalar_settings_give_the_same_float32_fit(solver):
     numpy = tiny(LSTMRegressor, solver=solver, learning_rate_init=np.float64(0.01),
                  **{k: np.float64(v) for k, v in settings.items()})
     assert_weights_equal(weights(plain.fit(X, y)), weights(numpy.fit(X, y)))
+
+
+@pytest.mark.parametrize("how", ["deepcopy", "pickle"])
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_copied_optimizer_updates_like_the_original(solver, how):
+    rng = np.random.default_rng(0)
+    params = [rng.normal(size=(3, 4)), rng.normal(size=4)]
+    grads = [rng.normal(size=p.shape) for p in params]
+    classes = {"adam": AdamOptimizer, "rmsprop": RMSPropOptimizer, "sgd": SGDOptimizer}
+    optimizer = classes[solver]([p.copy() for p in params])
+    optimizer.update_params([p.copy() for p in params], grads)  # some state
+    if how == "deepcopy":
+        copied = copy.deepcopy(optimizer)
+    else:
+        copied = pickle.loads(pickle.dumps(optimizer))
+    a, b = [p.copy() for p in params], [p.copy() for p in params]
+    for _ in range(2):
+        optimizer.update_params(a, grads)
+        copied.update_params(b, grads)
+    assert_weights_equal(a, b)
 
 
 # --------------------------------------------------------------------- Ctrl-C
