@@ -13,7 +13,10 @@ shuffled mini-batches, both libraries on all the cores of the machine):
    ``max_grad_norm`` parameter, torch clips its gradients to our default norm with
    ``torch.nn.utils.clip_grad_norm_``, so that both do the same work.
 2. W2's floor: its matrix-multiply FLOPs per epoch divided by this machine's
-   float32 GEMM rate (large square numpy sgemm), and ours / floor.
+   float32 GEMM rate (large square numpy sgemm, all cores), and ours / floor. The
+   GEMM is timed in the same interleaved rounds as W2's training, best of them,
+   so that both are measured in the same state of the machine, whose speed
+   drifts by tens of percent over minutes.
 3. Prediction throughput (samples/s) on each workload's full data set, right
    after training: ours ``predict`` against torch's forward pass under
    ``torch.no_grad()``.
@@ -459,19 +462,26 @@ def best_times(workers, timing, warmup, timed):
     return best_interleaved(runners, timing.repeats, warmups, timing.pause)
 
 
-def measure(workload, configs, clip, timing, predict=True):
+def measure(workload, configs, clip, timing, predict=True, gemm_size=None):
     """Seconds per epoch of each configuration, and seconds to predict.
 
     Returns ``(train, predict)``: dicts keyed by configuration name; ``predict``
-    covers the float32 ones, timed in the same workers right after training.
+    covers the float32 ones, timed in the same workers right after training. With
+    ``gemm_size``, ``train["gemm"]`` is the best time of that square float32
+    matmul in this process, timed in the same rounds as the training.
     """
     with fresh_workers(configs, clip) as workers:
-        train = best_times(
-            workers,
-            timing,
-            warmup={"task": "train", "workload": workload, "epochs": 1},
-            timed={"task": "train", "workload": workload, "epochs": timing.epochs},
-        )
+        runners = {
+            name: partial(w.call, task="train", workload=workload, epochs=timing.epochs)
+            for name, w in workers.items()
+        }
+        warmups = {
+            name: partial(w.call, task="train", workload=workload, epochs=1)
+            for name, w in workers.items()
+        }
+        if gemm_size is not None:
+            runners["gemm"] = warmups["gemm"] = sgemm_timer(gemm_size)
+        train = best_interleaved(runners, timing.repeats, warmups, timing.pause)
         times = {}
         if predict:
             float32 = {n: w for n, w in workers.items() if configs[n][1] == "float32"}
@@ -480,13 +490,13 @@ def measure(workload, configs, clip, timing, predict=True):
     return train, times
 
 
-def sgemm_rate(n, repeats=5):
-    """Best float32 FLOP/s of an (n, n) @ (n, n) numpy matmul."""
+def sgemm_timer(n, repeats=3):
+    """A callable timing an (n, n) @ (n, n) float32 numpy matmul: best of
+    ``repeats``, in seconds."""
     rng = np.random.default_rng(0)
     a = rng.standard_normal((n, n), dtype=np.float32)
     b = rng.standard_normal((n, n), dtype=np.float32)
-    a @ b  # warm-up
-    return 2 * n**3 / min(seconds(lambda: a @ b) for _ in range(repeats))
+    return lambda: min(seconds(lambda: a @ b) for _ in range(repeats))
 
 
 def lstm_matmul_flops(workload):
@@ -707,14 +717,18 @@ def report_training(workloads, results):
         )
 
 
-def report_floor(workload, ours, settings):
-    """``ours``: our measured seconds per epoch on ``workload``."""
+def report_floor(workload, ours, gemm_seconds, settings):
+    """``ours``: our measured seconds per epoch on ``workload``; ``gemm_seconds``:
+    the best time of the square sgemm timed in the same rounds."""
     print(f"## 2. {workload.name}'s floor from this machine's float32 GEMM rate\n")
-    rate = sgemm_rate(settings.gemm_size)
+    n = settings.gemm_size
+    rate = 2 * n**3 / gemm_seconds
     flops = lstm_matmul_flops(workload)
     floor = flops / rate
-    n = settings.gemm_size
-    print(f"numpy sgemm {n}x{n}, best of 5: {rate / 1e9:.1f} GFLOP/s")
+    print(
+        f"numpy sgemm {n}x{n}, best of the rounds of {workload.name}'s training: "
+        f"{rate / 1e9:.1f} GFLOP/s"
+    )
     print(
         f"{workload.name} matmul FLOPs per epoch: {flops / 1e9:.2f} GFLOP "
         f"-> floor {fmt_s(floor)} s"
@@ -906,11 +920,13 @@ def run(args):
     results = {}
     for w in workloads:
         progress(f"{w.name} {w.describe()}")
-        results[w.name] = measure(w, configs, clip, settings.timing)
+        gemm = settings.gemm_size if w.name == FLOOR_WORKLOAD else None
+        results[w.name] = measure(w, configs, clip, settings.timing, gemm_size=gemm)
     report_training(workloads, results)
     for w in workloads:
         if w.name == FLOOR_WORKLOAD:
-            report_floor(w, results[w.name][0]["ours"], settings)
+            train = results[w.name][0]
+            report_floor(w, train["ours"], train["gemm"], settings)
     report_predict(workloads, results)
     report_dtypes(workloads, results)
     impls = ["ours"] + (["torch"] if torch else [])
