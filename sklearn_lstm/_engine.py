@@ -332,8 +332,9 @@ def _layer_backward(dHs, cache, need_dX=True, from_above=None, ws=_NoWorkspace, 
     cache : tuple from :func:`_layer_forward`.
     need_dX : bool, whether to compute the gradient with respect to the inputs.
     from_above : sequence of bool of length T, or None
-        Which steps of ``dHs`` may be nonzero; None for all. The recurrence writes
-        straight into the others.
+        Which steps of ``dHs`` hold a gradient from above; None for all. The
+        recurrence writes straight into the others, whatever they held (only
+        the last step must be valid).
     ws, key : where the arrays come from (a :class:`Workspace`) and their prefix.
 
     Returns
@@ -375,8 +376,9 @@ def _layer_backward(dHs, cache, need_dX=True, from_above=None, ws=_NoWorkspace, 
     dh_prev = ws.empty(key + "dh_prev", (H, B), dtype)
     dc = ws.empty(key + "dc", (H, B), dtype)  # dL/dc_t
     fdc = ws.zeros(key + "fdc", (H, B), dtype)  # f_{t+1} dc_{t+1}, none after T
-    dM = np.zeros((4 * H, H + F + 1), dtype=dtype)  # [dU; dW; db]^T, rows ogfi
-    dM_chunk = ws.empty(key + "dM", dM.shape, dtype)
+    # [dU; dW; db]^T, rows ogfi: the last span's product, then the sum of all.
+    dM = ws.empty(key + "dM", (4 * H, H + F + 1), dtype)
+    dM_span = ws.empty(key + "dM_span", dM.shape, dtype)
     if need_dX:
         W_back = np.ascontiguousarray(_blocks(W, H)[:, ::-1]).reshape(F, 4 * H)
         dX_T = ws.empty(key + "dX", (T, F, B), dtype)
@@ -411,8 +413,10 @@ def _layer_backward(dHs, cache, need_dX=True, from_above=None, ws=_NoWorkspace, 
             # dz [h_{t-1}; x_t; 1]^T.
             Gs, HXs = G[:, : s1 - s0], HXc[: s1 - s0]
             np.copyto(HXs, HX[s0:s1].transpose(0, 2, 1))
-            np.matmul(Gs.reshape(4 * H, -1), HXs.reshape(-1, H + F + 1), dM_chunk)
-            dM += dM_chunk
+            out = dM if s1 == T else dM_span
+            np.matmul(Gs.reshape(4 * H, -1), HXs.reshape(-1, H + F + 1), out)
+            if out is dM_span:
+                dM += dM_span
             s1 = s0
     # [dU; dW; db] in the public gate order: rows o, g, f, i reversed, transposed.
     dUWb = np.empty((H + F + 1, 4 * H), dtype=dtype)
@@ -495,15 +499,20 @@ def backward(dout, cache, need_dX=False):
     db_out = dout.sum(axis=0)  # (n_outputs,)
     T = caches[-1][0].shape[0] - 1
     B, H = last.shape
-    dHs = ws.zeros("dHs", (T, H, B), last.dtype)  # dL/dh_t from above, as columns
-    if lengths is None:
-        dHs[-1] = (dout @ W_out.T).T  # only h_T feeds the output layer
-    else:
-        dHs[lengths - 1, :, np.arange(B)] = dout @ W_out.T
     # Only the steps that feed the output get a gradient from above in the top
     # layer; every step does in the layers below it.
     from_above = np.zeros(T, dtype=bool)
     from_above[-1 if lengths is None else lengths - 1] = True
+    # dL/dh_t from above, as columns. The recurrence writes every other step but
+    # the last before reading it (see _layer_backward): only these need zeros.
+    dHs = ws.empty("dHs", (T, H, B), last.dtype)
+    if lengths is None:
+        dHs[-1] = (dout @ W_out.T).T  # only h_T feeds the output layer
+    else:
+        zeroed = from_above.copy()
+        zeroed[-1] = True
+        dHs[zeroed] = 0.0
+        dHs[lengths - 1, :, np.arange(B)] = dout @ W_out.T
     from_above = from_above.tolist()
     grads = []
     for layer in range(len(caches) - 1, -1, -1):
