@@ -134,9 +134,9 @@ def _sharing(pool):
     Yields how many threads prediction may use meanwhile (the validation of early
     stopping): None for as many as BLAS may use. The pool keeps the training
     thread on its core, and gives the helpers back (stopping any left busy)
-    however the fit ends. The limit is held for the whole
-    fit: raising it between epochs would wake BLAS threads that busy-wait for a
-    while on the cores the processes need.
+    however the fit ends. The limit is held for the whole fit: raising it between
+    epochs would wake BLAS threads that busy-wait for a while on the cores the
+    processes need.
     """
     if pool is None:
         yield None
@@ -437,13 +437,14 @@ class BaseLSTM(BaseEstimator, ABC):
         layout_args = ("identity", self.n_outputs_, min(chunk, -(-n_samples // n)))
         # The user's predict, past _forward_raw and _raw_predict.
         return self._open_pool(
-            n, params, layout_args, n_steps, [], "Predicting with threads", 5
+            n, params, layout_args, n_steps, False, "Predicting with threads", 5
         )
 
-    def _open_pool(self, n, params, layout_args, n_steps, mask_widths, doing, level):
+    def _open_pool(self, n, params, layout_args, n_steps, dropout, doing, level):
         """A pool of ``n - 1`` helpers, or None (with a warning if they failed).
 
         ``layout_args`` are the loss, the outputs and the samples of a share;
+        ``dropout`` whether batches come with dropout masks;
         ``doing`` says what goes on without them, ``level`` is the warning's
         stacklevel as seen from the caller of this method.
         """
@@ -457,7 +458,7 @@ class BaseLSTM(BaseEstimator, ABC):
             n_outputs,
             max_share,
             n_steps,
-            mask_widths,
+            dropout,
         )
         try:
             return helper_pool(n, layout)
@@ -557,17 +558,12 @@ class BaseLSTM(BaseEstimator, ABC):
         n_steps, n_features = X.values.shape[1:]
         layer_sizes = self._fitted_layer_sizes()
         n = n_processes(batch_size, n_steps, layer_sizes, n_features, n_threads)
-        mask_widths = []  # as _dropout_masks draws them
-        if self.dropout or self.recurrent_dropout:
-            inputs = n_features
-            for hidden in layer_sizes:
-                mask_widths += [inputs, hidden]
-                inputs = hidden
+        dropout = bool(self.dropout or self.recurrent_dropout)  # see _dropout_masks
         layout_args = (self.out_activation_, y.shape[1], -(-batch_size // n))
         doing = "Training in this process alone"
         # The user's fit, past _run_epochs, _fit_stochastic, _fit, fit and
         # _fit_context's wrapper.
-        return self._open_pool(n, params, layout_args, n_steps, mask_widths, doing, 7)
+        return self._open_pool(n, params, layout_args, n_steps, dropout, doing, 7)
 
     @staticmethod
     def _penalised_indices(n_params):

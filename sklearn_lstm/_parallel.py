@@ -28,6 +28,7 @@ that both sides run on their share of a batch.
 
 import atexit
 import json
+import math
 import mmap
 import os
 import pickle
@@ -135,43 +136,37 @@ def _poll(counter, value, seconds):
 
 
 class Layout:
-    """Where each array lives in the shared file of one fit."""
+    """Where each array lives in the shared file of one fit.
+
+    ``dropout`` says whether the batches come with dropout masks: one slot per
+    layer for the masks of its inputs and of its recurrence, as wide as the rows
+    of its kernel and recurrent kernel.
+    """
 
     def __init__(
-        self, loss, dtype, param_shapes, n_outputs, max_share, n_steps, mask_widths
+        self, loss, dtype, param_shapes, n_outputs, max_share, n_steps, dropout
     ):
-        # What the helper is sent, in plain Python types only: unpickling an
-        # instance would import this module as part of the package, and with it
-        # scikit-learn, in the helper.
-        self.args = (
-            str(loss),
-            np.dtype(dtype).str,
-            [tuple(int(n) for n in shape) for shape in param_shapes],
-            int(n_outputs),
-            int(max_share),
-            int(n_steps),
-            [int(width) for width in mask_widths],
-        )
-        self.loss = loss
+        self.loss = str(loss)
         self.dtype = np.dtype(dtype)
-        self.param_shapes = [tuple(shape) for shape in param_shapes]
-        self.n_outputs = n_outputs
-        self.max_share = max_share
-        self.n_steps = n_steps
-        # Widths of the dropout masks, [F_1, H_1, F_2, H_2, ...]; one per slot.
-        self.mask_widths = list(mask_widths)
-        n_params = sum(int(np.prod(shape)) for shape in self.param_shapes)
-        n_features = self.param_shapes[0][0]
+        self.param_shapes = [tuple(int(n) for n in shape) for shape in param_shapes]
+        self.n_outputs = int(n_outputs)
+        self.max_share = int(max_share)
+        self.n_steps = int(n_steps)
+        self.dropout = bool(dropout)
+        # Widths of the dropout masks, [F_1, H_1, F_2, H_2, ...].
+        kernels = [s for k, s in enumerate(self.param_shapes[:-2]) if k % 3 != 2]
+        self.mask_widths = [shape[0] for shape in kernels] if self.dropout else []
+        self.n_params = sum(math.prod(shape) for shape in self.param_shapes)
         item = self.dtype.itemsize
         sizes = {
-            "params": n_params * item,
-            "grads": n_params * item,
+            "params": self.n_params * item,
+            "grads": self.n_params * item,
             "loss": 8,
-            "values": max_share * n_steps * n_features * item,
-            "lengths": max_share * 8,
-            "y": max_share * n_outputs * item,
-            "weights": max_share * item,
-            "masks": max_share * sum(self.mask_widths) * item,
+            "values": self.max_share * self.n_steps * self.n_features * item,
+            "lengths": self.max_share * 8,
+            "y": self.max_share * self.n_outputs * item,
+            "weights": self.max_share * item,
+            "masks": self.max_share * sum(self.mask_widths) * item,
         }
         self.offsets = {}
         offset = _CTRL
@@ -179,6 +174,25 @@ class Layout:
             self.offsets[name] = offset
             offset += -(-size // 64) * 64  # each array on its own cache lines
         self.size = max(offset, mmap.PAGESIZE)
+
+    @property
+    def args(self):
+        """What the helper is sent, in plain Python types only: unpickling an
+        instance would import this module as part of the package, and with it
+        scikit-learn, in the helper."""
+        return (
+            self.loss,
+            self.dtype.str,
+            self.param_shapes,
+            self.n_outputs,
+            self.max_share,
+            self.n_steps,
+            self.dropout,
+        )
+
+    @property
+    def n_features(self):
+        return self.param_shapes[0][0]
 
     def views(self, buffer):
         """Arrays over ``buffer``, by name (flat where the shape varies by batch)."""
@@ -188,7 +202,6 @@ class Layout:
                 buffer, dtype or self.dtype, count, offset=self.offsets[name]
             )
 
-        n_params = sum(int(np.prod(shape)) for shape in self.param_shapes)
         views = {
             "ctrl": np.frombuffer(buffer, np.int64, 2, offset=0),
             "loss": flat("loss", 1, np.float64),
@@ -199,18 +212,14 @@ class Layout:
             "masks": flat("masks", self.max_share * sum(self.mask_widths)),
         }
         for name in ("params", "grads"):
-            whole = flat(name, n_params)
+            whole = flat(name, self.n_params)
             arrays, start = [], 0
             for shape in self.param_shapes:
-                size = int(np.prod(shape))
+                size = math.prod(shape)
                 arrays.append(whole[start : start + size].reshape(shape))
                 start += size
             views[name] = arrays
         return views
-
-    @property
-    def n_features(self):
-        return self.param_shapes[0][0]
 
 
 # ------------------------------------------------------------ helper process
@@ -541,11 +550,10 @@ atexit.register(_close_helpers)
 
 def _get_helpers(n):
     """``n`` live helper processes of this process, started if needed."""
-    global _helpers_pid
+    global _helpers_pid, _start_failed
     if _helpers_pid != os.getpid():  # a forked child must not use its parent's
         _helpers.clear()
         _helpers_pid = os.getpid()
-    global _start_failed
     for helper in [helper for helper in _helpers if not helper.alive()]:
         _helpers.remove(helper)
         helper.close()
@@ -645,8 +653,7 @@ class HelperPool:
         ``batches`` are index arrays; each round, every process takes one.
         """
         for helper in self.helpers:
-            for slot, param in zip(helper.views["params"], params):
-                np.copyto(slot, param)
+            self._copy_params(helper, params)
         for first in range(0, len(batches), self.n_shares):
             running = []
             for helper, idx in zip(self.helpers, batches[first + 1 :]):
@@ -667,6 +674,11 @@ class HelperPool:
                     len(idx), -1
                 )
         return out
+
+    @staticmethod
+    def _copy_params(helper, params):
+        for slot, param in zip(helper.views["params"], params):
+            np.copyto(slot, param)
 
     @staticmethod
     def _copy_share(helper, values, lengths):
@@ -690,8 +702,7 @@ class HelperPool:
             for mask, slot in zip(flat, [m for pair in slots for m in pair]):
                 if mask is not None:
                     slot[...] = mask
-        for slot, param in zip(views["params"], params):
-            np.copyto(slot, param)
+        self._copy_params(helper, params)
         helper.submit((n, steps, lengths is not None, which))
 
     def close(self):

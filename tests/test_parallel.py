@@ -66,7 +66,7 @@ def pools():
     """Make HelperPools of one helper; all are closed after the test."""
     made = []
 
-    def make(params, n_outputs, max_share, n_steps, mask_widths=(), loss="identity"):
+    def make(params, n_outputs, max_share, n_steps, dropout=False, loss="identity"):
         layout = parallel.Layout(
             loss,
             params[0].dtype,
@@ -74,7 +74,7 @@ def pools():
             n_outputs,
             max_share,
             n_steps,
-            mask_widths,
+            dropout,
         )
         pool = parallel.helper_pool(2, layout)
         assert pool is not None, "the helpers are busy or could not start"
@@ -139,7 +139,7 @@ def test_shared_batch_equals_whole_batch(pools, ragged, dropout, loss):
     whole_loss, whole = parallel.batch_loss_grad(
         X, y, w, params, lengths, masks, loss, Workspace()
     )
-    pool = pools(params, n_out, 11, T, (F, 5, 5, 4), loss)
+    pool = pools(params, n_out, 11, T, True, loss)
     helper = pool.helpers[0]
     before = helper.batches
     shared_loss, shared = pool.loss_grad(
