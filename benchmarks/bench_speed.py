@@ -13,10 +13,12 @@ shuffled mini-batches, both libraries on all the cores of the machine):
    ``max_grad_norm`` parameter, torch clips its gradients to our default norm with
    ``torch.nn.utils.clip_grad_norm_``, so that both do the same work.
 2. W2's floor: its matrix-multiply FLOPs per epoch divided by this machine's
-   float32 GEMM rate (large square numpy sgemm, all cores), and ours / floor. The
-   GEMM is timed in the same interleaved rounds as W2's training, best of them,
-   so that both are measured in the same state of the machine, whose speed
-   drifts by tens of percent over minutes.
+   float32 GEMM rate (large square numpy sgemm, all cores), and ours / floor,
+   torch / floor, and the floor's share of ours: the matrix products our engine
+   makes, at its shapes, timed alone. The GEMM and the products are timed in the
+   same interleaved rounds as W2's training, best of them, so that all are
+   measured in the same state of the machine, whose speed drifts by tens of
+   percent over minutes.
 3. Prediction throughput (samples/s) on each workload's full data set, right
    after training: ours ``predict`` against torch's forward pass under
    ``torch.no_grad()``.
@@ -468,7 +470,9 @@ def measure(workload, configs, clip, timing, predict=True, gemm_size=None):
     Returns ``(train, predict)``: dicts keyed by configuration name; ``predict``
     covers the float32 ones, timed in the same workers right after training. With
     ``gemm_size``, ``train["gemm"]`` is the best time of that square float32
-    matmul in this process, timed in the same rounds as the training.
+    matmul in this process, and ``train["products"]`` the seconds per epoch of
+    our matrix products alone (:func:`products_timer`), both timed in the same
+    rounds as the training.
     """
     with fresh_workers(configs, clip) as workers:
         runners = {
@@ -481,6 +485,7 @@ def measure(workload, configs, clip, timing, predict=True, gemm_size=None):
         }
         if gemm_size is not None:
             runners["gemm"] = warmups["gemm"] = sgemm_timer(gemm_size)
+            runners["products"] = warmups["products"] = products_timer(workload)
         train = best_interleaved(runners, timing.repeats, warmups, timing.pause)
         times = {}
         if predict:
@@ -497,6 +502,68 @@ def sgemm_timer(n, repeats=3):
     a = rng.standard_normal((n, n), dtype=np.float32)
     b = rng.standard_normal((n, n), dtype=np.float32)
     return lambda: min(seconds(lambda: a @ b) for _ in range(repeats))
+
+
+def products_timer(workload, repeats=3):
+    """A callable giving the seconds per epoch of the matrix products alone that
+    each process of our fit makes, timed with BLAS on one thread (on all, when
+    the fit runs in one process).
+
+    A fit that shares its batches among processes (see sklearn_lstm._parallel)
+    gives each of them a share of every batch; the processes run side by side,
+    one per core. The products of a share are those of the engine, at its
+    shapes: per step the gates ``[U | W | b]^T [h; x; 1]`` forward and ``U dz``
+    backward, and the weight gradients in one product per span of steps. No
+    element-wise work, no copies: what the engine would take if everything but
+    its matrix products were free.
+    """
+    from threadpoolctl import threadpool_limits
+
+    from sklearn_lstm._engine import _SPAN_BYTES, _chunk_steps
+
+    w = workload
+    T, F, H = w.n_timesteps, w.n_features, w.n_hidden
+    shares, B = process_share(w)
+    K = H + F + 1
+    rng = np.random.default_rng(0)
+
+    def rand(*shape):
+        return rng.standard_normal(shape, dtype=np.float32)
+
+    M, columns, z = rand(4 * H, K), rand(T + 1, K, B), rand(4 * H, B)
+    U_back, dz, dh = rand(H, 4 * H), rand(4 * H, B), rand(H, B)
+    C = _chunk_steps(T, H, B, 4)
+    span = min(T, C * max(1, _SPAN_BYTES // (4 * H * B * 4 * C)))
+    spans = [span] * (T // span) + ([T % span] if T % span else [])
+    G, HXc, dM = rand(4 * H, span * B), rand(span * B, K), rand(4 * H, K)
+
+    def one_batch():
+        for t in range(T):
+            np.dot(M, columns[t], z)
+        for _ in range(T - 1):
+            np.dot(U_back, dz, dh)
+        for n in spans:
+            np.matmul(G[:, : n * B], HXc[: n * B], dM)
+
+    n_batches = -(-w.n_samples // w.batch_size)
+
+    def timer():  # a fit in one process lets BLAS use all the cores
+        with threadpool_limits(limits=1 if shares > 1 else None, user_api="blas"):
+            return n_batches * min(seconds(one_batch) for _ in range(repeats))
+
+    return timer
+
+
+def process_share(workload):
+    """How many processes our fit shares each batch of ``workload`` among, and
+    the samples of each share (the largest)."""
+    from sklearn_lstm._parallel import n_processes
+
+    w = workload
+    shares = n_processes(
+        w.batch_size, w.n_timesteps, (w.n_hidden,), w.n_features, N_THREADS
+    )
+    return shares, -(-w.batch_size // shares)
 
 
 def lstm_matmul_flops(workload):
@@ -717,12 +784,13 @@ def report_training(workloads, results):
         )
 
 
-def report_floor(workload, ours, gemm_seconds, settings):
-    """``ours``: our measured seconds per epoch on ``workload``; ``gemm_seconds``:
-    the best time of the square sgemm timed in the same rounds."""
+def report_floor(workload, train, settings):
+    """``train``: the best seconds per epoch on ``workload`` of each configuration,
+    with ``"gemm"``, the square sgemm, and ``"products"``, our matrix products
+    alone, timed in the same rounds."""
     print(f"## 2. {workload.name}'s floor from this machine's float32 GEMM rate\n")
     n = settings.gemm_size
-    rate = 2 * n**3 / gemm_seconds
+    rate = 2 * n**3 / train["gemm"]
     flops = lstm_matmul_flops(workload)
     floor = flops / rate
     print(
@@ -731,9 +799,25 @@ def report_floor(workload, ours, gemm_seconds, settings):
     )
     print(
         f"{workload.name} matmul FLOPs per epoch: {flops / 1e9:.2f} GFLOP "
-        f"-> floor {fmt_s(floor)} s"
+        f"-> floor {fmt_s(floor)} s\n"
     )
-    print(f"ours {fmt_s(ours)} s/epoch = {ours / floor:.1f} x the floor\n")
+    shares, samples = process_share(workload)
+    how = (
+        f"{samples} samples of each batch in each of {shares} processes, one core each"
+        if shares > 1
+        else "one process"
+    )
+    rows = [
+        ("ours", train["ours"]),
+        (f"ours, matrix products alone ({how})", train["products"]),
+    ]
+    if "torch" in train:
+        rows.append(("torch", train["torch"]))
+    print("| what | s/epoch | x the floor |")
+    print("|---|---:|---:|")
+    for name, value in rows:
+        print(f"| {name} | {fmt_s(value)} | {value / floor:.2f} |")
+    print()
 
 
 def report_predict(workloads, results):
@@ -926,7 +1010,7 @@ def run(args):
     for w in workloads:
         if w.name == FLOOR_WORKLOAD:
             train = results[w.name][0]
-            report_floor(w, train["ours"], train["gemm"], settings)
+            report_floor(w, train, settings)
     report_predict(workloads, results)
     report_dtypes(workloads, results)
     impls = ["ours"] + (["torch"] if torch else [])
