@@ -14,11 +14,12 @@ shuffled mini-batches, both libraries on all the cores of the machine):
    ``torch.nn.utils.clip_grad_norm_``, so that both do the same work.
 2. W2's floor: its matrix-multiply FLOPs per epoch divided by this machine's
    float32 GEMM rate (large square numpy sgemm, all cores), and ours / floor,
-   torch / floor, and the floor's share of ours: the matrix products our engine
-   makes, at its shapes, timed alone. The GEMM and the products are timed in the
-   same interleaved rounds as W2's training, best of them, so that all are
-   measured in the same state of the machine, whose speed drifts by tens of
-   percent over minutes.
+   torch / floor, and what our time is made of: our engine alone (forward and
+   backward of each process's share of the batches, without the optimizer and
+   the rest of the fit) and the matrix products it makes, at its shapes, alone.
+   These and the GEMM are timed in the same interleaved rounds as W2's training,
+   best of them, so that all are measured in the same state of the machine,
+   whose speed drifts by tens of percent over minutes.
 3. Prediction throughput (samples/s) on each workload's full data set, right
    after training: ours ``predict`` against torch's forward pass under
    ``torch.no_grad()``.
@@ -470,9 +471,10 @@ def measure(workload, configs, clip, timing, predict=True, gemm_size=None):
     Returns ``(train, predict)``: dicts keyed by configuration name; ``predict``
     covers the float32 ones, timed in the same workers right after training. With
     ``gemm_size``, ``train["gemm"]`` is the best time of that square float32
-    matmul in this process, and ``train["products"]`` the seconds per epoch of
-    our matrix products alone (:func:`products_timer`), both timed in the same
-    rounds as the training.
+    matmul in this process, and ``train["products"]`` and ``train["engine"]``
+    the seconds per epoch of our matrix products alone (:func:`products_timer`)
+    and of our engine alone (:func:`engine_timer`), all timed in the same rounds
+    as the training.
     """
     with fresh_workers(configs, clip) as workers:
         runners = {
@@ -486,6 +488,7 @@ def measure(workload, configs, clip, timing, predict=True, gemm_size=None):
         if gemm_size is not None:
             runners["gemm"] = warmups["gemm"] = sgemm_timer(gemm_size)
             runners["products"] = warmups["products"] = products_timer(workload)
+            runners["engine"] = warmups["engine"] = engine_timer(workload)
         train = best_interleaved(runners, timing.repeats, warmups, timing.pause)
         times = {}
         if predict:
@@ -544,6 +547,39 @@ def products_timer(workload, repeats=3):
             np.dot(U_back, dz, dh)
         for n in spans:
             np.matmul(G[:, : n * B], HXc[: n * B], dM)
+
+    n_batches = -(-w.n_samples // w.batch_size)
+
+    def timer():  # a fit in one process lets BLAS use all the cores
+        with threadpool_limits(limits=1 if shares > 1 else None, user_api="blas"):
+            return n_batches * min(seconds(one_batch) for _ in range(repeats))
+
+    return timer
+
+
+def engine_timer(workload, repeats=3):
+    """A callable giving the seconds per epoch of the engine's work alone in each
+    process of our fit: forward, loss and backward of its share of every batch,
+    timed like :func:`products_timer`. No optimizer step, no batch gathering, no
+    messages between the processes."""
+    from threadpoolctl import threadpool_limits
+
+    from sklearn_lstm._engine import Workspace
+    from sklearn_lstm._parallel import batch_loss_grad
+
+    w = workload
+    T, F, H = w.n_timesteps, w.n_features, w.n_hidden
+    shares, B = process_share(w)
+    rng = np.random.default_rng(0)
+    shapes = [(F, 4 * H), (H, 4 * H), (4 * H,), (H, 1), (1,)]
+    params = [0.1 * rng.standard_normal(shape, dtype=np.float32) for shape in shapes]
+    X = rng.standard_normal((B, T, F), dtype=np.float32)
+    y = rng.standard_normal((B, 1), dtype=np.float32)
+    weights = np.full(B, 1.0 / w.batch_size, dtype=np.float32)
+    workspace = Workspace()
+
+    def one_batch():
+        batch_loss_grad(X, y, weights, params, None, None, "identity", workspace)
 
     n_batches = -(-w.n_samples // w.batch_size)
 
@@ -809,6 +845,7 @@ def report_floor(workload, train, settings):
     )
     rows = [
         ("ours", train["ours"]),
+        (f"ours, engine alone ({how})", train["engine"]),
         (f"ours, matrix products alone ({how})", train["products"]),
     ]
     if "torch" in train:

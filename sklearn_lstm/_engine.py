@@ -55,6 +55,8 @@ How it is computed (the equations above are the contract; this is only speed):
   are one large product per span of chunks.
 * Arrays come from a :class:`Workspace` that keeps them from one mini-batch to the
   next.
+* Prediction (no cache) runs a wide batch in blocks of a few hundred samples, each
+  cut to its longest sequence, so that the arrays of a step stay in cache too.
 
 Nothing here knows about losses, optimizers or scikit-learn.
 """
@@ -64,7 +66,7 @@ from functools import lru_cache
 
 import numpy as np
 
-__all__ = ["Workspace", "forward", "backward", "n_lstm_layers"]
+__all__ = ["Workspace", "forward", "backward", "mask_rows", "n_lstm_layers"]
 
 
 class Workspace:
@@ -174,6 +176,20 @@ _SPAN_BYTES = 1 << 18
 def _chunk_steps(T, H, B, itemsize):
     """Steps per chunk of the forward and backward loops."""
     return max(1, min(T, _CHUNK_BYTES // (6 * H * B * itemsize)))
+
+
+#: Prediction runs a wide batch in blocks of samples whose gates of one step take
+#: about this many bytes in the widest layer, so that a step's arrays stay in
+#: cache; but never fewer samples than _BLOCK_MIN, below which each NumPy call
+#: costs more than its work.
+_BLOCK_BYTES = 1 << 18
+_BLOCK_MIN = 256
+
+
+def _block_samples(params, itemsize):
+    """Samples per block of :func:`forward` without cache."""
+    widest = max(params[3 * k + 1].shape[0] for k in range(n_lstm_layers(params)))
+    return max(_BLOCK_MIN, _BLOCK_BYTES // (4 * widest * itemsize))
 
 
 def _layer_forward(
@@ -457,6 +473,10 @@ def forward(X, params, lengths=None, masks=None, keep_cache=True, workspace=None
         Everything :func:`backward` needs.
     """
     ws = _NoWorkspace if workspace is None else workspace
+    if not keep_cache:
+        block = _block_samples(params, X.dtype.itemsize)
+        if X.shape[0] > block:
+            return _forward_blocks(X, params, lengths, masks, block, workspace), None
     inp = X.transpose(1, 2, 0)  # (T, F, B), copied into the first layer's columns
     caches = []
     for layer in range(n_lstm_layers(params)):
@@ -474,6 +494,33 @@ def forward(X, params, lengths=None, masks=None, keep_cache=True, workspace=None
     if not keep_cache:
         return out, None
     return out, (caches, last, W_out, lengths, ws)
+
+
+def _forward_blocks(X, params, lengths, masks, block, workspace):
+    """:func:`forward` without cache, ``block`` samples at a time, each block cut
+    to its longest sequence."""
+    B, T = X.shape[:2]
+    out = np.empty((B, params[-1].shape[0]), dtype=X.dtype)
+    for start in range(0, B, block):
+        rows = slice(start, start + block)
+        steps, part = T, None
+        if lengths is not None:
+            part = lengths[rows]
+            steps = int(part.max())
+            if (part == steps).all():
+                part = None
+        part_masks = mask_rows(masks, rows)
+        out[rows], _ = forward(
+            X[rows, :steps], params, part, part_masks, False, workspace
+        )
+    return out
+
+
+def mask_rows(masks, rows):
+    """The dropout masks (see :func:`forward`) of the samples ``rows`` of a batch."""
+    if masks is None:
+        return None
+    return [tuple(None if m is None else m[rows] for m in pair) for pair in masks]
 
 
 def backward(dout, cache, need_dX=False):

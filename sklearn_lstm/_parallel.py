@@ -45,10 +45,10 @@ from contextlib import contextmanager
 import numpy as np
 
 if __package__:
-    from ._engine import Workspace, backward, forward
+    from ._engine import Workspace, backward, forward, mask_rows
     from ._losses import LOSS_FUNCTIONS
 else:  # in a helper process, loaded without its package (see _BOOT)
-    from _engine import Workspace, backward, forward
+    from _engine import Workspace, backward, forward, mask_rows
     from _losses import LOSS_FUNCTIONS
 
 __all__ = [
@@ -619,12 +619,7 @@ class HelperPool:
         parts = []
         for idx in shares:
             share = batch.take(idx)
-            share_masks = None
-            if masks is not None:
-                share_masks = [
-                    tuple(None if mask is None else mask[idx] for mask in pair)
-                    for pair in masks
-                ]
+            share_masks = mask_rows(masks, idx)
             parts.append(
                 (share.values, share.lengths, y[idx], weights[idx], share_masks)
             )

@@ -54,8 +54,9 @@ def problem(seed, ragged, dropout):
 @pytest.mark.parametrize("chunk_steps, span_chunks", [(1, 1), (2, 1), (3, 2), (4, 5)])
 @pytest.mark.parametrize("ragged", [False, True], ids=["full", "ragged"])
 @pytest.mark.parametrize("dropout", [False, True], ids=["plain", "dropout"])
-def test_chunks_and_spans_change_nothing(monkeypatch, chunk_steps, span_chunks,
-                                         ragged, dropout):
+def test_chunks_and_spans_change_nothing(
+    monkeypatch, chunk_steps, span_chunks, ragged, dropout
+):
     X, params, kwargs = problem(0, ragged, dropout)
     one_chunk = run(X, params, **kwargs)
     shrink(monkeypatch, chunk_steps, span_chunks)
@@ -103,6 +104,43 @@ def test_reused_workspace_with_other_shapes(monkeypatch):
         reused = run(X, params, workspace=workspace, **kwargs)
         for a, c in zip(fresh, reused):
             assert_allclose(c, a, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("block", [1, 2, 5])
+@pytest.mark.parametrize("ragged", [False, "sorted", "unsorted"])
+@pytest.mark.parametrize("dropout", [False, True], ids=["plain", "dropout"])
+def test_prediction_blocks_change_nothing(monkeypatch, block, ragged, dropout):
+    """Prediction (no cache) runs a wide batch in blocks of samples, each cut to
+    its longest sequence; the outputs must be those of the whole batch at once,
+    which the forward pass of training computes."""
+    b = 13
+    rng = np.random.default_rng(block)
+    X = rng.normal(size=(b, T, F))
+    params = make_params(rng, F, HIDDEN, N_OUT)
+    kwargs = {}
+    if ragged:
+        lengths = rng.integers(1, T + 1, size=b)
+        lengths[b // 2] = T
+        if ragged == "sorted":  # as prediction passes them: blocks get shorter
+            lengths = np.sort(lengths)
+        for k, n in enumerate(lengths):
+            X[k, n:] = 0.0
+        kwargs["lengths"] = lengths
+    if dropout:
+        kwargs["masks"] = make_masks(rng, b, F, HIDDEN, 0.3, 0.4)
+    whole, _ = forward(X, params, **kwargs)
+    monkeypatch.setattr(engine, "_BLOCK_MIN", 1)
+    monkeypatch.setattr(engine, "_BLOCK_BYTES", 4 * max(HIDDEN) * 8 * block)
+    assert engine._block_samples(params, 8) == block  # really split
+    X_before = X.copy()
+    workspace = Workspace()
+    for _ in range(2):  # the second time with the workspace the first one left
+        blocks, cache = forward(
+            X, params, keep_cache=False, workspace=workspace, **kwargs
+        )
+        assert cache is None
+        assert_allclose(blocks, whole, rtol=1e-12, atol=1e-12)
+    assert_allclose(X, X_before, rtol=0, atol=0)
 
 
 def test_workspace_keeps_views_only_while_unchanged():
