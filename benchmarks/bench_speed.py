@@ -520,8 +520,6 @@ def products_timer(workload, repeats=3):
     element-wise work, no copies: what the engine would take if everything but
     its matrix products were free.
     """
-    from threadpoolctl import threadpool_limits
-
     from sklearn_lstm._engine import _SPAN_BYTES, _chunk_steps
 
     w = workload
@@ -548,13 +546,7 @@ def products_timer(workload, repeats=3):
         for n in spans:
             np.matmul(G[:, : n * B], HXc[: n * B], dM)
 
-    n_batches = -(-w.n_samples // w.batch_size)
-
-    def timer():  # a fit in one process lets BLAS use all the cores
-        with threadpool_limits(limits=1 if shares > 1 else None, user_api="blas"):
-            return n_batches * min(seconds(one_batch) for _ in range(repeats))
-
-    return timer
+    return epoch_timer(w, shares, one_batch, repeats)
 
 
 def engine_timer(workload, repeats=3):
@@ -562,8 +554,6 @@ def engine_timer(workload, repeats=3):
     process of our fit: forward, loss and backward of its share of every batch,
     timed like :func:`products_timer`. No optimizer step, no batch gathering, no
     messages between the processes."""
-    from threadpoolctl import threadpool_limits
-
     from sklearn_lstm._engine import Workspace
     from sklearn_lstm._parallel import batch_loss_grad
 
@@ -581,10 +571,19 @@ def engine_timer(workload, repeats=3):
     def one_batch():
         batch_loss_grad(X, y, weights, params, None, None, "identity", workspace)
 
-    n_batches = -(-w.n_samples // w.batch_size)
+    return epoch_timer(w, shares, one_batch, repeats)
 
-    def timer():  # a fit in one process lets BLAS use all the cores
-        with threadpool_limits(limits=1 if shares > 1 else None, user_api="blas"):
+
+def epoch_timer(workload, shares, one_batch, repeats):
+    """A callable timing ``one_batch()`` as each of ``shares`` processes runs it,
+    best of ``repeats``, times the batches of an epoch of ``workload``."""
+    from threadpoolctl import threadpool_limits
+
+    n_batches = -(-workload.n_samples // workload.batch_size)
+    limit = 1 if shares > 1 else None  # a fit in one process gives BLAS all cores
+
+    def timer():
+        with threadpool_limits(limits=limit, user_api="blas"):
             return n_batches * min(seconds(one_batch) for _ in range(repeats))
 
     return timer
@@ -822,8 +821,8 @@ def report_training(workloads, results):
 
 def report_floor(workload, train, settings):
     """``train``: the best seconds per epoch on ``workload`` of each configuration,
-    with ``"gemm"``, the square sgemm, and ``"products"``, our matrix products
-    alone, timed in the same rounds."""
+    with ``"gemm"``, the square sgemm, ``"engine"`` and ``"products"``, our engine
+    and our matrix products alone, timed in the same rounds."""
     print(f"## 2. {workload.name}'s floor from this machine's float32 GEMM rate\n")
     n = settings.gemm_size
     rate = 2 * n**3 / train["gemm"]
