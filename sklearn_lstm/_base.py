@@ -379,7 +379,7 @@ class BaseLSTM(BaseEstimator, ABC):
             try:
                 with pool, blas.limit(limits=1):
                     batches = [
-                        np.arange(n_samples)[b] if order is None else order[b]
+                        b if order is None else order[b]
                         for b in gen_batches(n_samples, pool.layout.max_share)
                     ]
                     return pool.forward(X, params, batches, out, workspace)

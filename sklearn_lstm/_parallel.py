@@ -645,7 +645,8 @@ class HelperPool:
     def forward(self, X, params, batches, out, workspace):
         """Raw outputs of the samples of :class:`Sequences` ``X`` into ``out``.
 
-        ``batches`` are index arrays; each round, every process takes one.
+        ``batches`` are index arrays or slices (whose samples are not copied);
+        each round, every process takes one.
         """
         for helper in self.helpers:
             self._copy_params(helper, params)
@@ -655,19 +656,17 @@ class HelperPool:
                 part = X.take(idx)
                 self._copy_share(helper, part.values, part.lengths)
                 helper.submit(
-                    (len(idx), part.values.shape[1], part.lengths is not None, 0), b"P"
+                    (len(part), part.values.shape[1], part.lengths is not None, 0), b"P"
                 )
-                running.append((helper, idx))
+                running.append((helper, idx, len(part)))
             idx = batches[first]
             part = X.take(idx)
             out[idx], _ = forward(
                 part.values, params, part.lengths, keep_cache=False, workspace=workspace
             )
-            for helper, idx in running:
+            for helper, idx, n in running:
                 helper.result()
-                out[idx] = helper.views["y"][: len(idx) * out.shape[1]].reshape(
-                    len(idx), -1
-                )
+                out[idx] = helper.views["y"][: n * out.shape[1]].reshape(n, -1)
         return out
 
     @staticmethod

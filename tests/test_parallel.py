@@ -175,9 +175,14 @@ def test_helper_error_is_reported_with_its_traceback(pools):
 
 
 # ---------------------------------------------------------------- estimators
-def ragged_problem(cls, n=70, seed=0):
+def ragged_problem(cls, n=70, seed=0, ragged=True):
+    """Sequences of 3 to 8 steps (6 each without ``ragged``) and their targets."""
     rng = np.random.default_rng(seed)
-    X = [rng.normal(size=(int(rng.integers(3, 9)), 2)) for _ in range(n)]
+
+    def length():
+        return int(rng.integers(3, 9)) if ragged else 6
+
+    X = [rng.normal(size=(length(), 2)) for _ in range(n)]
     if cls is LSTMRegressor:
         return X, np.array([x[:, 0].sum() for x in X])
     return X, np.array([int(x[0, 0] > 0) + int(x[-1, 1] > 0) for x in X])
@@ -446,9 +451,10 @@ def one_thread():
         base_module._blas_threads = blas
 
 
+@pytest.mark.parametrize("ragged", [True, False], ids=["ragged", "full"])
 @pytest.mark.parametrize("cls", [LSTMRegressor, LSTMClassifier])
-def test_predict_with_helpers_equals_predict_alone(sharing_predictions, cls):
-    X, y = ragged_problem(cls, n=300)
+def test_predict_with_helpers_equals_predict_alone(sharing_predictions, cls, ragged):
+    X, y = ragged_problem(cls, n=300, ragged=ragged)
     est = cls(hidden_layer_sizes=(5, 4), max_iter=2, random_state=0).fit(X, y)
     predicts = [est.predict] + ([est.predict_proba] if cls is LSTMClassifier else [])
     with one_thread():
