@@ -520,7 +520,7 @@ def products_timer(workload, repeats=3):
     element-wise work, no copies: what the engine would take if everything but
     its matrix products were free.
     """
-    from sklearn_lstm._engine import _SPAN_BYTES, _chunk_steps
+    from sklearn_lstm._engine import _span_steps
 
     w = workload
     T, F, H = w.n_timesteps, w.n_features, w.n_hidden
@@ -533,8 +533,7 @@ def products_timer(workload, repeats=3):
 
     M, columns, z = rand(4 * H, K), rand(T + 1, K, B), rand(4 * H, B)
     U_back, dz, dh = rand(H, 4 * H), rand(4 * H, B), rand(H, B)
-    C = _chunk_steps(T, H, B, 4)
-    span = min(T, C * max(1, _SPAN_BYTES // (4 * H * B * 4 * C)))
+    span = _span_steps(T, H, B, 4)
     spans = [span] * (T // span) + ([T % span] if T % span else [])
     G, HXc, dM = rand(4 * H, span * B), rand(span * B, K), rand(4 * H, K)
 

@@ -111,9 +111,7 @@ class Workspace:
         view = self._views.get(name)
         if view is None or view.shape[1:] != shape or view.dtype != dtype:
             return self.empty(name, (n, *shape), dtype)
-        if len(view) < n:
-            return self.empty(name, (n, *shape), dtype)
-        return view
+        return view if len(view) >= n else self.empty(name, (n, *shape), dtype)
 
     def memo(self, name, arrays, make):
         """``make()``, or its value from the last call if ``arrays`` are the same
@@ -176,6 +174,13 @@ _SPAN_BYTES = 1 << 18
 def _chunk_steps(T, H, B, itemsize):
     """Steps per chunk of the forward and backward loops."""
     return max(1, min(T, _CHUNK_BYTES // (6 * H * B * itemsize)))
+
+
+def _span_steps(T, H, B, itemsize):
+    """Steps per product giving the weight gradients: whole chunks, ``T`` at most
+    (the last span of a sequence may be shorter)."""
+    C = _chunk_steps(T, H, B, itemsize)
+    return min(T, C * max(1, _SPAN_BYTES // (4 * H * B * itemsize * C)))
 
 
 #: Prediction runs a wide batch in blocks of samples whose gates of one step take
@@ -380,9 +385,9 @@ def _layer_backward(dHs, cache, need_dX=True, from_above=None, ws=_NoWorkspace, 
         (R,),
         lambda: [(R[j, 0], R[j, 1], R[j, 2:], R_gates[j], R[j, 5]) for j in range(C)],
     )
-    span = C * max(1, _SPAN_BYTES // (4 * H * B * dtype.itemsize * C))
-    G = ws.empty(key + "G", (4 * H, min(span, T), B), dtype)  # dz, feature-major
-    HXc = ws.empty(key + "HXc", (min(span, T), B, H + F + 1), dtype)  # columns
+    span = _span_steps(T, H, B, dtype.itemsize)
+    G = ws.empty(key + "G", (4 * H, span, B), dtype)  # dz, feature-major
+    HXc = ws.empty(key + "HXc", (span, B, H + F + 1), dtype)  # columns
     s1 = T  # the span being gathered ends at step s1
     dh = list(dHs)
     # Q[t] = [K_g | K_f | K_i | f | A | K_o], see _gate_factors.

@@ -157,22 +157,24 @@ class Layout:
         kernels = [s for k, s in enumerate(self.param_shapes[:-2]) if k % 3 != 2]
         self.mask_widths = [shape[0] for shape in kernels] if self.dropout else []
         self.n_params = sum(math.prod(shape) for shape in self.param_shapes)
-        item = self.dtype.itemsize
-        sizes = {
-            "params": self.n_params * item,
-            "grads": self.n_params * item,
-            "loss": 8,
-            "values": self.max_share * self.n_steps * self.n_features * item,
-            "lengths": self.max_share * 8,
-            "y": self.max_share * self.n_outputs * item,
-            "weights": self.max_share * item,
-            "masks": self.max_share * sum(self.mask_widths) * item,
+        # Each array of the file: its number of elements and dtype (flat arrays
+        # where the shape varies by batch).
+        share, int64, float64 = self.max_share, np.dtype(np.int64), np.dtype(np.float64)
+        self.arrays = {
+            "params": (self.n_params, self.dtype),
+            "grads": (self.n_params, self.dtype),
+            "loss": (1, float64),
+            "values": (share * self.n_steps * self.n_features, self.dtype),
+            "lengths": (share, int64),
+            "y": (share * self.n_outputs, self.dtype),
+            "weights": (share, self.dtype),
+            "masks": (share * sum(self.mask_widths), self.dtype),
         }
         self.offsets = {}
         offset = _CTRL
-        for name, size in sizes.items():
+        for name, (count, dtype) in self.arrays.items():
             self.offsets[name] = offset
-            offset += -(-size // 64) * 64  # each array on its own cache lines
+            offset += -(-count * dtype.itemsize // 64) * 64  # own cache lines
         self.size = max(offset, mmap.PAGESIZE)
 
     @property
@@ -195,31 +197,24 @@ class Layout:
         return self.param_shapes[0][0]
 
     def views(self, buffer):
-        """Arrays over ``buffer``, by name (flat where the shape varies by batch)."""
-
-        def flat(name, count, dtype=None):
-            return np.frombuffer(
-                buffer, dtype or self.dtype, count, offset=self.offsets[name]
-            )
-
-        views = {
-            "ctrl": np.frombuffer(buffer, np.int64, 2, offset=0),
-            "loss": flat("loss", 1, np.float64),
-            "values": flat("values", self.max_share * self.n_steps * self.n_features),
-            "lengths": flat("lengths", self.max_share, np.int64),
-            "y": flat("y", self.max_share * self.n_outputs),
-            "weights": flat("weights", self.max_share),
-            "masks": flat("masks", self.max_share * sum(self.mask_widths)),
-        }
+        """Arrays over ``buffer``, by name; the parameters and gradients as one
+        array per parameter."""
+        views = {"ctrl": _ctrl_view(buffer)}
+        for name, (count, dtype) in self.arrays.items():
+            views[name] = np.frombuffer(buffer, dtype, count, self.offsets[name])
         for name in ("params", "grads"):
-            whole = flat(name, self.n_params)
-            arrays, start = [], 0
+            whole, arrays, start = views[name], [], 0
             for shape in self.param_shapes:
                 size = math.prod(shape)
                 arrays.append(whole[start : start + size].reshape(shape))
                 start += size
             views[name] = arrays
         return views
+
+
+def _ctrl_view(buffer):
+    """The two message counts at the start of a shared file (see _CTRL)."""
+    return np.frombuffer(buffer, np.int64, 2, offset=0)
 
 
 # ------------------------------------------------------------ helper process
@@ -263,7 +258,7 @@ def _helper_main(from_main, to_main, shared_fd):
             workspace = Workspace()
             _close_quietly(buffer)
             buffer = mmap.mmap(shared_fd, mmap.PAGESIZE)
-            views = {"ctrl": np.frombuffer(buffer, np.int64, 2, offset=0)}
+            views = {"ctrl": _ctrl_view(buffer)}
             continue
         if kind == b"S":  # a new fit: map the shared file at its new size
             views = None
