@@ -9,9 +9,8 @@ import math
 import signal
 import threading
 import time
-import warnings
 from abc import ABC, abstractmethod
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from numbers import Integral, Real
 
 import numpy as np
@@ -25,63 +24,22 @@ from sklearn.utils.validation import (
     check_is_fitted,
     check_random_state,
 )
-from threadpoolctl import ThreadpoolController
 
-from ._engine import Workspace, forward
+from . import _processes  # noqa: F401  (reads the helpers' sources with the package)
+from ._backend import SerialBackend, make_backend
+from ._engine import Workspace
+from ._network import Network
+from ._objective import Batch, Sequences
 from ._optimizers import (
     AdamOptimizer,
     RMSPropOptimizer,
     SGDOptimizer,
     clip_grad_norm,
 )
-from ._parallel import (
-    MIN_PREDICT_MACS,
-    HelperError,
-    Layout,
-    batch_loss_grad,
-    helper_pool,
-    n_processes,
-)
-from ._validation import Sequences, validate_sequences
+from ._validation import validate_sequences
+from ._warnings import warn_user
 
 _OPTIMIZERS = {"adam": AdamOptimizer, "rmsprop": RMSPropOptimizer, "sgd": SGDOptimizer}
-
-# Predict in chunks of samples so that the activations of one chunk stay near this
-# size, however many samples are passed.
-_PREDICT_CHUNK_BYTES = 32 * 2**20
-
-# Prediction splits the samples between threads when each gets at least this many,
-# in chunks of at least this many hidden values per step (samples x hidden units).
-_PREDICT_MIN_SAMPLES_PER_THREAD = 64
-_PREDICT_MIN_STEP_VALUES = 8192
-
-_threadpools = None
-
-
-def _blas_threads():
-    """The threadpool controller, and how many threads BLAS may use now."""
-    global _threadpools
-    if _threadpools is None:
-        _threadpools = ThreadpoolController()
-    blas = _threadpools.select(user_api="blas")
-    return blas, max([lib["num_threads"] for lib in blas.info()], default=1)
-
-
-def _glorot_uniform(rng, fan_in, fan_out, dtype):
-    limit = np.sqrt(6.0 / (fan_in + fan_out))
-    return rng.uniform(-limit, limit, size=(fan_in, fan_out)).astype(dtype)
-
-
-def _orthogonal(rng, n_rows, n_cols, dtype):
-    """A (n_rows, n_cols) matrix with orthonormal rows (n_rows <= n_cols)."""
-    a = rng.standard_normal((n_cols, n_rows))
-    # One BLAS thread: a small matrix gains nothing from more, and BLAS threads
-    # busy-wait for a while after a parallel call, on the cores that the helper
-    # processes of the fit about to start need (see _parallel).
-    with _blas_threads()[0].limit(limits=1):
-        q, r = np.linalg.qr(a)  # q (n_cols, n_rows) with orthonormal columns
-    q *= np.sign(np.diag(r))  # makes the decomposition unique, hence uniform
-    return np.ascontiguousarray(q.T).astype(dtype)
 
 
 def _squared_norm(arrays):
@@ -127,24 +85,6 @@ def _interrupt_after_batch():
         signal.signal(signal.SIGINT, previous)
 
 
-@contextmanager
-def _sharing(pool):
-    """BLAS on one thread while a pool's helpers share the batches of a fit.
-
-    Yields how many threads prediction may use meanwhile (the validation of early
-    stopping): None for as many as BLAS may use. The pool keeps the training
-    thread on its core, and gives the helpers back (stopping any left busy)
-    however the fit ends. The limit is held for the whole fit: raising it between
-    epochs would wake BLAS threads that busy-wait for a while on the cores the
-    processes need.
-    """
-    if pool is None:
-        yield None
-        return
-    with pool, _blas_threads()[0].limit(limits=1):
-        yield pool.n_shares
-
-
 class BaseLSTM(BaseEstimator, ABC):
     """Base class for the LSTM estimators. Use the derived classes."""
 
@@ -183,6 +123,7 @@ class BaseLSTM(BaseEstimator, ABC):
         "max_grad_norm": [Interval(Real, 0, None, closed="neither"), None],
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "recurrent_dropout": [Interval(Real, 0, 1, closed="left")],
+        "n_jobs": [Integral, None],
     }
 
     @abstractmethod
@@ -213,6 +154,7 @@ class BaseLSTM(BaseEstimator, ABC):
         max_grad_norm,
         dropout,
         recurrent_dropout,
+        n_jobs,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.solver = solver
@@ -239,12 +181,9 @@ class BaseLSTM(BaseEstimator, ABC):
         self.max_grad_norm = max_grad_norm
         self.dropout = dropout
         self.recurrent_dropout = recurrent_dropout
+        self.n_jobs = n_jobs
 
     # ------------------------------------------------------------------ weights
-    def _fitted_layer_sizes(self):
-        """Hidden units of each LSTM layer of the fitted model."""
-        return [layer["recurrent_kernel"].shape[0] for layer in self.lstm_coefs_]
-
     def _layer_sizes(self):
         sizes = self.hidden_layer_sizes
         sizes = list(sizes) if np.iterable(sizes) else [sizes]
@@ -260,22 +199,10 @@ class BaseLSTM(BaseEstimator, ABC):
 
     def _initialize(self, n_features, n_outputs, dtype):
         """Draw fresh weights from ``self._random_state`` and reset the records."""
-        rng = self._random_state
-        self.lstm_coefs_ = []
-        n_inputs = n_features
-        for n_hidden in self._layer_sizes():
-            bias = np.zeros(4 * n_hidden, dtype=dtype)
-            bias[n_hidden : 2 * n_hidden] = 1.0  # forget gate starts open
-            self.lstm_coefs_.append(
-                {
-                    "kernel": _glorot_uniform(rng, n_inputs, 4 * n_hidden, dtype),
-                    "recurrent_kernel": _orthogonal(rng, n_hidden, 4 * n_hidden, dtype),
-                    "bias": bias,
-                }
-            )
-            n_inputs = n_hidden
-        self.coefs_ = [_glorot_uniform(rng, n_inputs, n_outputs, dtype)]
-        self.intercepts_ = [np.zeros(n_outputs, dtype=dtype)]
+        self._network = Network.stack(n_features, self._layer_sizes(), n_outputs)
+        params = self._network.init(self._random_state, dtype)
+        for name, value in self._network.to_public(params).items():
+            setattr(self, name, value)
         self.n_outputs_ = n_outputs
         self.n_iter_ = 0
         self.t_ = 0
@@ -286,189 +213,35 @@ class BaseLSTM(BaseEstimator, ABC):
         self.best_validation_score_ = None
 
     def _params(self):
-        """The live parameter arrays, in the engine's order."""
-        params = []
-        for layer in self.lstm_coefs_:
-            params += [layer["kernel"], layer["recurrent_kernel"], layer["bias"]]
-        return params + [self.coefs_[0], self.intercepts_[0]]
+        """The live parameter arrays, in the network's flat order."""
+        return self._network.from_public(self.lstm_coefs_, self.coefs_, self.intercepts_)
 
     def _check_weights(self):
         """The live weights, after checking the shapes a user may have changed."""
-        n_inputs = self.n_features_in_ if self._input_ndim == 3 else 1
-        expected = []
-        for layer in self.lstm_coefs_:
-            n_hidden = layer["recurrent_kernel"].shape[0]
-            expected += [
-                ('lstm_coefs_[{}]["kernel"]', (n_inputs, 4 * n_hidden)),
-                ('lstm_coefs_[{}]["recurrent_kernel"]', (n_hidden, 4 * n_hidden)),
-                ('lstm_coefs_[{}]["bias"]', (4 * n_hidden,)),
-            ]
-            n_inputs = n_hidden
-        expected += [
-            ("coefs_[0]", (n_inputs, self.n_outputs_)),
-            ("intercepts_[0]", (self.n_outputs_,)),
-        ]
-        params = self._params()
-        for k, (param, (name, shape)) in enumerate(zip(params, expected)):
-            name = name.format(k // 3)
-            if not isinstance(param, np.ndarray) or param.dtype.kind != "f":
-                raise TypeError(f"{name} must be a float ndarray, got {type(param)}.")
-            if param.shape != shape:
-                raise ValueError(
-                    f"{name} has shape {param.shape}; this model needs {shape}."
-                )
-            if not np.isfinite(param).all():
-                raise ValueError(f"{name} contains NaN or infinity.")
-        return params
+        return self._network.check(self._params())
+
+    def _make_backend(self):
+        """Where this estimator's computations run (see ``_backend``)."""
+        return make_backend(self.n_jobs)
 
     # --------------------------------------------------------------- prediction
-    def _forward_raw(self, X, workspace=None, n_threads=None):
-        """Raw network output for validated :class:`Sequences`, in chunks.
+    def _forward_raw(self, X, workspace=None, backend=None):
+        """Raw network output for validated :class:`Sequences`.
 
-        Chunks hold sequences of similar lengths (sorted), so that padding costs
-        little, and are sized so that their activations stay near
-        ``_PREDICT_CHUNK_BYTES`` however many samples are passed. With enough
-        samples, the chunks are shared between ``n_threads`` threads (default: as
-        many as BLAS may use).
+        With a ``backend``, its session is already open (the validation of early
+        stopping during a fit); otherwise this estimator's backend opens one.
         """
         params = self._check_weights()
-        dtype = params[0].dtype
-        X = X.astype(dtype)
-        n_samples, n_timesteps, _ = X.values.shape
-        # Prediction keeps, per layer and sample, the column [h; x; 1] of every step.
-        per_step = sum(
-            layer["kernel"].shape[0] + layer["recurrent_kernel"].shape[0] + 1
-            for layer in self.lstm_coefs_
-        )
-        per_sample = (n_timesteps + 1) * per_step * dtype.itemsize
-        chunk = max(1, _PREDICT_CHUNK_BYTES // per_sample)
-        order = None if X.lengths is None else np.argsort(X.lengths, kind="stable")
-        out = np.empty((n_samples, self.n_outputs_), dtype=dtype)
+        X = X.astype(params[0].dtype)
         workspace = Workspace() if workspace is None else workspace
-
-        def run(batches, workspace):
-            for batch in batches:
-                idx = batch if order is None else order[batch]
-                part = X.take(idx)
-                out[idx], _ = forward(
-                    part.values,
-                    params,
-                    part.lengths,
-                    keep_cache=False,
-                    workspace=workspace,
-                )
-
-        # The element-wise work of a step runs on one core, BLAS on all of its
-        # threads. With enough samples, as many Python threads as BLAS may use
-        # share the chunks, with BLAS held to one thread: NumPy releases the GIL
-        # while it computes, so the cores share all the work. Each thread takes
-        # the next chunk when it is done with one, so a thread slowed by other
-        # work on its core (such as BLAS threads still spinning after a product)
-        # does less; chunks stay large enough for each NumPy call to be long
-        # next to the GIL's hand-over.
-        blas, blas_threads = _blas_threads()
-        n_threads = blas_threads if n_threads is None else n_threads
-        n_threads = min(n_threads, n_samples // _PREDICT_MIN_SAMPLES_PER_THREAD)
-        if n_threads <= 1:
-            run(gen_batches(n_samples, chunk), workspace)
-            return out
-        # Enough work: helper processes share the chunks (see _parallel), each
-        # process on its own core with BLAS on one thread.
-        pool = self._prediction_pool(X, params, n_threads, chunk)
-        if pool is not None:
-            try:
-                with pool, blas.limit(limits=1):
-                    batches = [
-                        b if order is None else order[b]
-                        for b in gen_batches(n_samples, pool.layout.max_share)
-                    ]
-                    return pool.forward(X, params, batches, out, workspace)
-            except HelperError as exc:
-                warnings.warn(
-                    "A helper process failed; prediction goes on with threads. "
-                    f"The helper reported:\n{exc}",
-                    UserWarning,
-                    stacklevel=4,  # the user's predict, past _raw_predict
-                )
-        # Otherwise Python threads share them.
-        widest = max(self._fitted_layer_sizes())
-        at_least = -(-_PREDICT_MIN_STEP_VALUES // widest)  # samples per chunk
-        chunk = min(chunk, max(at_least, -(-n_samples // (4 * n_threads))))
-        batches = iter(list(gen_batches(n_samples, chunk)))
-        lock = threading.Lock()
-        errors = []
-
-        def share(workspace):
-            try:
-                while not errors:
-                    with lock:
-                        batch = next(batches, None)
-                    if batch is None:
-                        return
-                    run([batch], workspace)
-            except BaseException as exc:  # re-raised by the calling thread
-                errors.append(exc)
-
-        helpers = [
-            threading.Thread(target=share, args=(Workspace(),))
-            for _ in range(n_threads - 1)
-        ]
-        with blas.limit(limits=1):
-            for helper in helpers:
-                helper.start()
-            share(workspace)  # the calling thread is one of them
-            for helper in helpers:
-                helper.join()
-        if errors:
-            raise errors[0]
-        return out
-
-    def _prediction_pool(self, X, params, n_threads, chunk):
-        """Helper processes to share a prediction's chunks, or None."""
-        n_samples, n_steps, n_features = X.values.shape
-        n = n_processes(
-            n_samples,
-            n_steps,
-            self._fitted_layer_sizes(),
-            n_features,
-            n_threads,
-            MIN_PREDICT_MACS,
-        )
-        layout_args = ("identity", self.n_outputs_, min(chunk, -(-n_samples // n)))
-        # The user's predict, past _forward_raw and _raw_predict.
-        return self._open_pool(
-            n, params, layout_args, n_steps, False, "Predicting with threads", 5
-        )
-
-    def _open_pool(self, n, params, layout_args, n_steps, dropout, doing, level):
-        """A pool of ``n - 1`` helpers, or None (with a warning if they failed).
-
-        ``layout_args`` are the loss, the outputs and the samples of a share;
-        ``dropout`` whether batches come with dropout masks;
-        ``doing`` says what goes on without them, ``level`` is the warning's
-        stacklevel as seen from the caller of this method.
-        """
-        if n < 2:
-            return None
-        loss, n_outputs, max_share = layout_args
-        layout = Layout(
-            loss,
-            params[0].dtype,
-            [param.shape for param in params],
-            n_outputs,
-            max_share,
-            n_steps,
-            dropout,
-        )
-        try:
-            return helper_pool(n, layout)
-        except (OSError, HelperError) as exc:
-            warnings.warn(
-                f"{doing}: helper processes could not start ({exc}).",
-                UserWarning,
-                stacklevel=level + 1,
-            )
-            return None
+        if backend is not None:
+            return backend.outputs(self._network, params, X, workspace)
+        backend = self._make_backend()
+        n_samples, n_steps = X.values.shape[:2]
+        with backend.session(
+            self._network, params[0].dtype, "predict", n_samples, n_steps
+        ):
+            return backend.outputs(self._network, params, X, workspace)
 
     def _raw_predict(self, X):
         """Validate X and return the raw network output."""
@@ -481,20 +254,13 @@ class BaseLSTM(BaseEstimator, ABC):
         if not self.dropout and not self.recurrent_dropout:
             return None
         rng = self._random_state
-        masks = []
-        n_inputs = self.lstm_coefs_[0]["kernel"].shape[0]
-        for layer in self.lstm_coefs_:
-            n_hidden = layer["recurrent_kernel"].shape[0]
-            masks.append(
-                (
-                    _dropout_mask(rng, (batch_size, n_inputs), self.dropout, dtype),
-                    _dropout_mask(
-                        rng, (batch_size, n_hidden), self.recurrent_dropout, dtype
-                    ),
-                )
+        return [
+            (
+                _dropout_mask(rng, shape_x, self.dropout, dtype),
+                _dropout_mask(rng, shape_h, self.recurrent_dropout, dtype),
             )
-            n_inputs = n_hidden
-        return masks
+            for shape_x, shape_h in self._network.mask_shapes(batch_size)
+        ]
 
     def _loss_grad(
         self,
@@ -505,69 +271,31 @@ class BaseLSTM(BaseEstimator, ABC):
         lengths=None,
         masks=None,
         workspace=None,
-        pool=None,
+        backend=None,
     ):
         """Loss of one mini-batch (with the L2 penalty) and its gradients.
 
         The loss is the ``sample_weight``-weighted mean over the batch, and the
         penalty ``alpha / (2 * sum(sample_weight)) * sum ||W||^2`` over kernels,
         recurrent kernels and output weights; biases are not penalised. With unit
-        weights, these are MLP's mean loss and ``alpha / (2 n)`` penalty. With a
-        ``pool`` of helper processes (see ``_parallel``), they share the batch.
+        weights, these are MLP's mean loss and ``alpha / (2 n)`` penalty. The
+        ``backend`` (default: serial) computes the loss and gradients.
         """
         weight_sum = float(sample_weight.sum())
-        weights = sample_weight / weight_sum
-        loss_name = self.out_activation_
-        result = None
-        if pool is not None:
-            try:
-                batch = Sequences(X, lengths)
-                result = pool.loss_grad(
-                    batch, y, weights, params, masks, loss_name, workspace
-                )
-            except HelperError as exc:
-                pool.failed = True
-                warnings.warn(
-                    f"A helper process failed; training goes on in this process "
-                    f"alone. The helper reported:\n{exc}",
-                    UserWarning,
-                    # The user's fit: _run_epochs, _fit_stochastic, _fit, fit and
-                    # _fit_context's wrapper are in between.
-                    stacklevel=7,
-                )
-        if result is None:
-            result = batch_loss_grad(
-                X, y, weights, params, lengths, masks, loss_name, workspace
-            )
-        loss, grads = result
+        batch = Batch(Sequences(X, lengths), y, sample_weight / weight_sum, masks)
+        backend = SerialBackend() if backend is None else backend
+        loss, grads = backend.loss_grad(
+            self._network, params, batch, self.out_activation_, workspace
+        )
+        self._penalty_scale = self.alpha / weight_sum
         if self.alpha > 0:
-            scale = self.alpha / weight_sum
+            scale = self._penalty_scale
             penalty = 0.0
-            for k in self._penalised_indices(len(params)):
+            for k in self._network.penalised:
                 penalty += float(np.vdot(params[k], params[k]))
                 grads[k] += scale * params[k]
             loss += 0.5 * scale * penalty
         return loss, grads
-
-    def _training_pool(self, X, y, params, batch_size):
-        """Helper processes to share this fit's batches (see ``_parallel``), or None.
-
-        As many processes as BLAS may use threads, when batches are large enough.
-        """
-        _, n_threads = _blas_threads()
-        n_steps, n_features = X.values.shape[1:]
-        layer_sizes = self._fitted_layer_sizes()
-        n = n_processes(batch_size, n_steps, layer_sizes, n_features, n_threads)
-        dropout = bool(self.dropout or self.recurrent_dropout)  # see _dropout_masks
-        layout_args = (self.out_activation_, y.shape[1], -(-batch_size // n))
-        doing = "Training in this process alone"
-        # The user's fit, past _run_epochs, _fit_stochastic, _fit, fit and
-        # _fit_context's wrapper.
-        return self._open_pool(n, params, layout_args, n_steps, dropout, doing, 7)
-
-    @staticmethod
-    def _penalised_indices(n_params):
-        return [k for k in range(n_params - 2) if k % 3 != 2] + [n_params - 2]
 
     def _fit(self, X, y, sample_weight=None, incremental=False):
         first_pass = not hasattr(self, "coefs_") or (
@@ -585,7 +313,7 @@ class BaseLSTM(BaseEstimator, ABC):
             self._random_state = check_random_state(self.random_state)
             self._initialize(X.values.shape[2], y.shape[1], X.values.dtype)
         else:
-            fitted_sizes = self._fitted_layer_sizes()
+            fitted_sizes = self._network.hidden_sizes
             if fitted_sizes != layer_sizes:
                 raise ValueError(
                     f"hidden_layer_sizes is {tuple(layer_sizes)} but the fitted model "
@@ -720,14 +448,12 @@ class BaseLSTM(BaseEstimator, ABC):
             and recorded
             and self.loss_ > max(1e3 * min(self.loss_curve_), 1e-12)
         ):
-            warnings.warn(
+            warn_user(
                 f"The training loss grew from {min(self.loss_curve_):.3g} to "
                 f"{self.loss_:.3g}: training diverged. Lower learning_rate_init (now "
                 f"{self.learning_rate_init}) or max_grad_norm (now "
                 f"{self.max_grad_norm}).",
                 ConvergenceWarning,
-                # The user's fit call, above _fit, fit and _fit_context's wrapper.
-                stacklevel=5,
             )
 
     def _run_epochs(
@@ -736,8 +462,13 @@ class BaseLSTM(BaseEstimator, ABC):
         n_samples = len(X)
         workspace = Workspace()
         start = time.perf_counter()
-        pool = self._training_pool(X, y, params, batch_size)
-        with _interrupt_after_batch() as interrupt, _sharing(pool) as n_threads:
+        backend = self._make_backend()
+        n_steps = X.values.shape[1]
+        dtype = params[0].dtype
+        with (
+            _interrupt_after_batch() as interrupt,
+            backend.session(self._network, dtype, "fit", batch_size, n_steps),
+        ):
             for _ in range(self.max_iter):
                 epoch_loss = epoch_weight = 0.0
                 seen = 0
@@ -755,7 +486,7 @@ class BaseLSTM(BaseEstimator, ABC):
                             batch.lengths,
                             masks,
                             workspace,
-                            pool,
+                            backend,
                         )
                         self._step(params, grads, loss)
                         epoch_loss += loss * batch_weight
@@ -766,28 +497,22 @@ class BaseLSTM(BaseEstimator, ABC):
                 if not np.isfinite(_squared_norm(params)):
                     self._diverged("a weight")
                 if epoch_weight > 0:  # zero only when interrupted at once
-                    # Prediction threads for the validation may use all cores.
-                    sharing = pool is not None and validation is not None
-                    with pool.unpinned() if sharing else nullcontext():
-                        self._end_epoch(
-                            seen,
-                            epoch_loss / epoch_weight,
-                            validation,
-                            params,
-                            workspace,
-                            n_threads,
-                        )
+                    self._end_epoch(
+                        seen,
+                        epoch_loss / epoch_weight,
+                        validation,
+                        params,
+                        workspace,
+                        backend,
+                    )
                     if self.verbose:
                         self._print_progress(time.perf_counter() - start)
                 if interrupt.requested:
-                    warnings.warn(
+                    warn_user(
                         f"Training interrupted (KeyboardInterrupt) in epoch "
                         f"{self.n_iter_}, after {seen} of {n_samples} samples; the "
                         "model keeps the weights of the last completed mini-batch.",
                         UserWarning,
-                        # The user's fit or partial_fit, one frame further than in
-                        # _fit_stochastic.
-                        stacklevel=6,
                     )
                     break
                 self._optimizer.iteration_ends(self.t_)
@@ -804,12 +529,10 @@ class BaseLSTM(BaseEstimator, ABC):
                     break
             else:
                 if not incremental:
-                    warnings.warn(
+                    warn_user(
                         f"Stochastic optimizer: maximum iterations ({self.max_iter}) "
                         "reached and the optimization hasn't converged yet.",
                         ConvergenceWarning,
-                        # The user's fit, one frame further than in _fit_stochastic.
-                        stacklevel=6,
                     )
 
     def _batches(self, n_samples, batch_size, lengths):
@@ -842,13 +565,13 @@ class BaseLSTM(BaseEstimator, ABC):
             clip_grad_norm(grads, self.max_grad_norm, math.sqrt(squared_norm))
         self._optimizer.update_params(params, grads)
 
-    def _end_epoch(self, n_seen, loss, validation, params, workspace, n_threads=None):
+    def _end_epoch(self, n_seen, loss, validation, params, workspace, backend=None):
         self.n_iter_ += 1
         self.t_ += n_seen
         self.loss_ = loss
         self.loss_curve_.append(loss)
         if validation is not None:
-            score = self._score_validated(*validation, workspace, n_threads)
+            score = self._score_validated(*validation, workspace, backend)
             self.validation_scores_.append(score)
             if score < self.best_validation_score_ + self.tol:
                 self._no_improvement_count += 1
@@ -887,7 +610,7 @@ class BaseLSTM(BaseEstimator, ABC):
         """Targets in the form that ``score`` compares with predictions."""
 
     @abstractmethod
-    def _score_validated(self, X, y, sample_weight, workspace=None, n_threads=None):
+    def _score_validated(self, X, y, sample_weight, workspace=None, backend=None):
         """``score`` on already validated X."""
 
     def __sklearn_tags__(self):

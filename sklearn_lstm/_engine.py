@@ -30,8 +30,9 @@ the same for every time step of a sequence::
 
 Masks are given already scaled (0 or 1 / (1 - p)); drawing them is the caller's job.
 
-Parameters travel as one flat list, ``[W_1, U_1, b_1, ..., W_L, U_L, b_L, W_out,
-b_out]``; :func:`backward` returns the gradients in the same order.
+Parameters travel as one flat list in the order of a :class:`~._network.Network`
+description (``[W_1, U_1, b_1, ..., W_L, U_L, b_L, W_out, b_out]`` for a stack);
+:func:`backward` returns the gradients in the same order.
 
 How it is computed (the equations above are the contract; this is only speed):
 
@@ -66,7 +67,9 @@ from functools import lru_cache
 
 import numpy as np
 
-__all__ = ["Workspace", "forward", "backward", "mask_rows", "n_lstm_layers"]
+from ._network import Network
+
+__all__ = ["Workspace", "forward", "backward", "mask_rows"]
 
 
 class Workspace:
@@ -145,11 +148,6 @@ class _NoWorkspace:
         return make()
 
 
-def n_lstm_layers(params):
-    """Number of LSTM layers in a flat parameter list."""
-    return (len(params) - 2) // 3
-
-
 def _blocks(a, H):
     """View of ``a`` (..., 4H) as (..., 4, H): one slot per gate, public [i|f|g|o]."""
     return a.reshape(a.shape[:-1] + (4, H))
@@ -191,9 +189,9 @@ _BLOCK_BYTES = 1 << 18
 _BLOCK_MIN = 256
 
 
-def _block_samples(params, itemsize):
+def _block_samples(network, itemsize):
     """Samples per block of :func:`forward` without cache."""
-    widest = max(params[3 * k + 1].shape[0] for k in range(n_lstm_layers(params)))
+    widest = max(network.hidden_sizes)
     return max(_BLOCK_MIN, _BLOCK_BYTES // (4 * widest * itemsize))
 
 
@@ -449,7 +447,9 @@ def _layer_backward(dHs, cache, need_dX=True, from_above=None, ws=_NoWorkspace, 
     return dX_T, dUWb[H : H + F], dUWb[:H], dUWb[H + F]
 
 
-def forward(X, params, lengths=None, masks=None, keep_cache=True, workspace=None):
+def forward(
+    X, params, lengths=None, masks=None, keep_cache=True, workspace=None, network=None
+):
     """Network output for a batch of sequences.
 
     Parameters
@@ -458,7 +458,7 @@ def forward(X, params, lengths=None, masks=None, keep_cache=True, workspace=None
         Batch-major sequences, in the dtype of the computation; padding after a
         sequence's last step must be finite (zeros).
     params : list of ndarray
-        ``[W_1, U_1, b_1, ..., W_L, U_L, b_L, W_out, b_out]``.
+        The parameters in the flat order of ``network``.
     lengths : ndarray of shape (B,) or None
         Number of valid steps of each sequence; None when all have T.
     masks : list of (mask_x, mask_h) per layer, or None
@@ -469,6 +469,9 @@ def forward(X, params, lengths=None, masks=None, keep_cache=True, workspace=None
     workspace : Workspace or None
         Reuse its buffers instead of allocating; the cache then stays valid until
         the next call with the same workspace.
+    network : Network or None
+        The network's description; None for the plain LSTM stack that ``params``
+        make.
 
     Returns
     -------
@@ -478,14 +481,17 @@ def forward(X, params, lengths=None, masks=None, keep_cache=True, workspace=None
         Everything :func:`backward` needs.
     """
     ws = _NoWorkspace if workspace is None else workspace
+    if network is None:
+        network = Network.from_shapes([param.shape for param in params])
     if not keep_cache:
-        block = _block_samples(params, X.dtype.itemsize)
+        block = _block_samples(network, X.dtype.itemsize)
         if X.shape[0] > block:
-            return _forward_blocks(X, params, lengths, masks, block, workspace), None
+            out = _forward_blocks(X, params, lengths, masks, block, workspace, network)
+            return out, None
     inp = X.transpose(1, 2, 0)  # (T, F, B), copied into the first layer's columns
     caches = []
-    for layer in range(n_lstm_layers(params)):
-        W, U, b = params[3 * layer : 3 * layer + 3]
+    *lstm_params, (W_out, b_out) = network.layer_params(params)
+    for layer, (W, U, b) in enumerate(lstm_params):
         mask_x, mask_h = masks[layer] if masks is not None else (None, None)
         inp, cache = _layer_forward(
             inp, W, U, b, mask_x, mask_h, keep_cache, ws, key=f"{layer}."
@@ -493,7 +499,6 @@ def forward(X, params, lengths=None, masks=None, keep_cache=True, workspace=None
         caches.append(cache)
     B = X.shape[0]
     last = inp[-1].T if lengths is None else inp[lengths - 1, :, np.arange(B)]
-    W_out, b_out = params[-2], params[-1]
     out = last @ W_out  # (B, n_outputs)
     out += b_out
     if not keep_cache:
@@ -501,11 +506,11 @@ def forward(X, params, lengths=None, masks=None, keep_cache=True, workspace=None
     return out, (caches, last, W_out, lengths, ws)
 
 
-def _forward_blocks(X, params, lengths, masks, block, workspace):
+def _forward_blocks(X, params, lengths, masks, block, workspace, network):
     """:func:`forward` without cache, ``block`` samples at a time, each block cut
     to its longest sequence."""
     B, T = X.shape[:2]
-    out = np.empty((B, params[-1].shape[0]), dtype=X.dtype)
+    out = np.empty((B, network.n_outputs), dtype=X.dtype)
     for start in range(0, B, block):
         rows = slice(start, start + block)
         steps, part = T, None
@@ -516,7 +521,7 @@ def _forward_blocks(X, params, lengths, masks, block, workspace):
                 part = None
         part_masks = mask_rows(masks, rows)
         out[rows], _ = forward(
-            X[rows, :steps], params, part, part_masks, False, workspace
+            X[rows, :steps], params, part, part_masks, False, workspace, network
         )
     return out
 

@@ -283,6 +283,7 @@ class LSTMRegressor(RegressorMixin, BaseLSTM):
         max_grad_norm=5.0,
         dropout=0.0,
         recurrent_dropout=0.0,
+        n_jobs=None,
     ):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes,
@@ -310,6 +311,7 @@ class LSTMRegressor(RegressorMixin, BaseLSTM):
             max_grad_norm=max_grad_norm,
             dropout=dropout,
             recurrent_dropout=recurrent_dropout,
+            n_jobs=n_jobs,
         )
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -396,8 +398,8 @@ class LSTMRegressor(RegressorMixin, BaseLSTM):
     def _decode(self, y):
         return y
 
-    def _score_validated(self, X, y, sample_weight, workspace=None, n_threads=None):
-        y_pred = self._forward_raw(X, workspace, n_threads)
+    def _score_validated(self, X, y, sample_weight, workspace=None, backend=None):
+        y_pred = self._forward_raw(X, workspace, backend)
         return r2_score(y, y_pred, sample_weight=sample_weight)
 
     def __sklearn_tags__(self):
@@ -490,6 +492,7 @@ class LSTMClassifier(ClassifierMixin, BaseLSTM):
         max_grad_norm=5.0,
         dropout=0.0,
         recurrent_dropout=0.0,
+        n_jobs=None,
         class_weight=None,
     ):
         super().__init__(
@@ -518,6 +521,7 @@ class LSTMClassifier(ClassifierMixin, BaseLSTM):
             max_grad_norm=max_grad_norm,
             dropout=dropout,
             recurrent_dropout=recurrent_dropout,
+            n_jobs=n_jobs,
         )
         self.class_weight = class_weight
 
@@ -635,8 +639,8 @@ class LSTMClassifier(ClassifierMixin, BaseLSTM):
     def _decode(self, y):
         return self._label_binarizer.inverse_transform(y)
 
-    def _score_validated(self, X, y, sample_weight, workspace=None, n_threads=None):
-        y_pred = self._decode(self._proba(self._forward_raw(X, workspace, n_threads)))
+    def _score_validated(self, X, y, sample_weight, workspace=None, backend=None):
+        y_pred = self._decode(self._proba(self._forward_raw(X, workspace, backend)))
         return accuracy_score(y, y_pred, sample_weight=sample_weight)
 
     def _proba(self, raw):

@@ -19,36 +19,13 @@ fitted on 2D input predicts on 2D input; 3D arrays and lists of sequences can be
 mixed.
 """
 
-from typing import NamedTuple
-
 import numpy as np
 from sklearn.utils.validation import check_array, validate_data
 
+from ._objective import Sequences
 from ._sequences import is_ragged, pad_sequences
 
 FLOAT_DTYPES = (np.float64, np.float32)
-
-
-class Sequences(NamedTuple):
-    """Validated sequences: zero-padded values and the valid length of each."""
-
-    values: np.ndarray  # (n_samples, n_timesteps, n_features), padding = 0
-    lengths: np.ndarray | None  # (n_samples,), None when all are n_timesteps
-
-    def __len__(self):
-        return self.values.shape[0]
-
-    def take(self, indices):
-        """The sequences at ``indices`` (or a slice), cut to their longest member."""
-        if self.lengths is None:
-            return Sequences(self.values[indices], None)
-        lengths = self.lengths[indices]
-        longest = int(lengths.max())
-        values = self.values[indices, :longest]
-        return Sequences(values, None if (lengths == longest).all() else lengths)
-
-    def astype(self, dtype):
-        return Sequences(self.values.astype(dtype, copy=False), self.lengths)
 
 
 def validate_sequences(estimator, X, *, reset, dtype=FLOAT_DTYPES):

@@ -12,7 +12,7 @@ or missing term in backpropagation gives errors of order 1e-3 or more.
 
 import numpy as np
 
-from sklearn_lstm._engine import n_lstm_layers
+from sklearn_lstm._network import Network
 
 EPS = 1e-6
 TOL = 1e-7
@@ -62,6 +62,11 @@ def assert_grad_close(analytic, numerical, tol=TOL, what=""):
     assert np.all(np.isfinite(analytic)), what
     err = np.abs(analytic - numerical) / np.maximum(1.0, np.abs(numerical))
     assert err.max() < tol, f"{what}: max relative error {err.max():.3g}"
+
+
+def n_lstm_layers(params):
+    """LSTM layers of the plain stack whose flat parameters are ``params``."""
+    return len(Network.from_shapes([p.shape for p in params]).lstm)
 
 
 def param_names(params):

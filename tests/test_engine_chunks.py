@@ -18,6 +18,7 @@ from test_engine_masks import check_grads_by_central_differences, make_masks
 
 import sklearn_lstm._engine as engine
 from sklearn_lstm._engine import Workspace, backward, forward
+from sklearn_lstm._network import Network
 
 B, T, F, HIDDEN, N_OUT = 3, 11, 2, (4, 3), 2
 
@@ -131,7 +132,8 @@ def test_prediction_blocks_change_nothing(monkeypatch, block, ragged, dropout):
     whole, _ = forward(X, params, **kwargs)
     monkeypatch.setattr(engine, "_BLOCK_MIN", 1)
     monkeypatch.setattr(engine, "_BLOCK_BYTES", 4 * max(HIDDEN) * 8 * block)
-    assert engine._block_samples(params, 8) == block  # really split
+    network = Network.from_shapes([p.shape for p in params])
+    assert engine._block_samples(network, 8) == block  # really split
     X_before = X.copy()
     workspace = Workspace()
     for _ in range(2):  # the second time with the workspace the first one left

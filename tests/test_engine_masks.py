@@ -19,10 +19,16 @@ or missing term gives errors of 1e-3 or more.
 
 import numpy as np
 import pytest
-from _gradcheck import assert_grad_close, make_params, numerical_grad, param_names
+from _gradcheck import (
+    assert_grad_close,
+    make_params,
+    n_lstm_layers,
+    numerical_grad,
+    param_names,
+)
 from numpy.testing import assert_allclose, assert_array_equal
 
-from sklearn_lstm._engine import backward, forward, n_lstm_layers
+from sklearn_lstm._engine import backward, forward
 
 
 # --------------------------------------------------------------------- helpers

@@ -9,9 +9,10 @@ created with an explicit dtype; the global default dtype is never changed.
 
 import numpy as np
 import pytest
+from _gradcheck import n_lstm_layers
 
 from sklearn_lstm import LSTMClassifier, LSTMRegressor
-from sklearn_lstm._engine import backward, forward, n_lstm_layers
+from sklearn_lstm._engine import backward, forward
 
 torch = pytest.importorskip("torch")
 F64 = torch.float64

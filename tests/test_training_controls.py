@@ -25,8 +25,7 @@ from sklearn.metrics import recall_score
 from sklearn.neural_network import MLPRegressor
 from sklearn.utils._param_validation import InvalidParameterError
 
-import sklearn_lstm._base as base_module
-import sklearn_lstm._parallel as parallel_module
+import sklearn_lstm._objective as objective_module
 from sklearn_lstm import LSTMClassifier, LSTMRegressor
 from sklearn_lstm._engine import forward
 from sklearn_lstm._optimizers import AdamOptimizer, RMSPropOptimizer, SGDOptimizer
@@ -246,16 +245,17 @@ def captured_forward(monkeypatch):
     calls = []
 
     def recording_forward(
-        X, params, lengths=None, masks=None, keep_cache=True, workspace=None
+        X, params, lengths=None, masks=None, keep_cache=True, workspace=None,
+        network=None,
     ):
         calls.append({"X": X.copy(), "params": [p.copy() for p in params],
                       "masks": masks, "keep_cache": keep_cache})
-        out, cache = forward(X, params, lengths, masks, keep_cache, workspace)
+        out, cache = forward(X, params, lengths, masks, keep_cache, workspace, network)
         calls[-1]["out"] = out.copy()
         return out, cache
 
-    monkeypatch.setattr(base_module, "forward", recording_forward)  # prediction
-    monkeypatch.setattr(parallel_module, "forward", recording_forward)  # training
+    # Training and prediction both reach the engine through _objective.
+    monkeypatch.setattr(objective_module, "forward", recording_forward)
     return calls
 
 

@@ -74,40 +74,6 @@ def test_padded_predictions_equal_each_sequence_alone(cls):
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-@pytest.mark.parametrize("cls", ESTIMATORS)
-def test_prediction_shared_between_threads_equals_one_thread(cls, monkeypatch):
-    X, y = ragged_problem(n=61)
-    est = tiny(cls, hidden_layer_sizes=(5, 4)).fit(X, as_labels(cls, y))
-    method = "predict_proba" if cls is LSTMClassifier else "predict"
-    with threadpool_limits(limits=1, user_api="blas"):
-        one_thread = getattr(est, method)(X)
-
-    # Small chunks, each worth a thread. The first call of each thread waits for
-    # the other thread's first call, so the test fails (BrokenBarrierError)
-    # unless two threads really predict at the same time.
-    monkeypatch.setattr(sklearn_lstm._base, "_PREDICT_MIN_SAMPLES_PER_THREAD", 1)
-    monkeypatch.setattr(sklearn_lstm._base, "_PREDICT_MIN_STEP_VALUES", 1)
-    forward = sklearn_lstm._base.forward
-    callers = set()
-    both_started = threading.Barrier(2, timeout=30)
-
-    def recording_forward(*args, **kwargs):
-        if threading.get_ident() not in callers:
-            callers.add(threading.get_ident())
-            both_started.wait()
-        return forward(*args, **kwargs)
-
-    monkeypatch.setattr(sklearn_lstm._base, "forward", recording_forward)
-    with threadpool_limits(limits=2, user_api="blas"):
-        shared = getattr(est, method)(X)
-        blas_after = [lib["num_threads"] for lib in threadpool_info()
-                      if lib["user_api"] == "blas"]
-    assert len(callers) == 2
-    assert min(blas_after) == 2  # BLAS gets its threads back afterwards
-    np.testing.assert_allclose(shared, one_thread, rtol=1e-12, atol=1e-12)
-
-
-@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_padding_values_do_not_matter():
     X, y = ragged_problem()
     est = tiny(LSTMRegressor).fit(X, y)

@@ -1,0 +1,277 @@
+"""The network's description: its layers, their named parameters and shapes.
+
+Everything that depends on the model's structure asks this module: the engine
+(which arrays feed which layer), the estimator (initialisation, the public
+attributes ``lstm_coefs_``, ``coefs_``, ``intercepts_``, the L2 penalty), and the
+helper processes (the flat order in which arrays travel). Adding a layer kind means
+adding it here and in the engine's layer code, nothing else.
+
+The parameters of a network live in one flat list, in the order of
+:attr:`Network.specs`: each LSTM layer's ``kernel``, ``recurrent_kernel`` and
+``bias``, then the output layer's ``coef`` and ``intercept``. That list holds the
+very arrays the estimator exposes, so writing into a public array changes the model.
+
+Nothing here imports scikit-learn: the helper processes load this module.
+"""
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+__all__ = ["DenseLayer", "LSTMLayer", "Network", "ParamSpec"]
+
+
+class ParamSpec(NamedTuple):
+    """One parameter array of a layer."""
+
+    name: str  # its key in the layer's public dict
+    shape: tuple
+    penalised: bool  # whether the L2 penalty ``alpha`` applies to it
+    init: str  # "glorot", "orthogonal", "zeros" or "lstm_bias"
+
+
+class LSTMLayer(NamedTuple):
+    """An LSTM layer reading ``n_inputs`` values per step into ``n_hidden`` units."""
+
+    n_inputs: int
+    n_hidden: int
+
+    @property
+    def specs(self):
+        F, H = self.n_inputs, self.n_hidden
+        return (
+            ParamSpec("kernel", (F, 4 * H), True, "glorot"),
+            ParamSpec("recurrent_kernel", (H, 4 * H), True, "orthogonal"),
+            ParamSpec("bias", (4 * H,), False, "lstm_bias"),
+        )
+
+    @property
+    def n_outputs(self):
+        return self.n_hidden
+
+
+class DenseLayer(NamedTuple):
+    """The output layer: ``out = h W + b`` on what the LSTM stack hands it."""
+
+    n_inputs: int
+    n_outputs: int
+
+    @property
+    def specs(self):
+        return (
+            ParamSpec("coef", (self.n_inputs, self.n_outputs), True, "glorot"),
+            ParamSpec("intercept", (self.n_outputs,), False, "zeros"),
+        )
+
+
+_LAYER_KINDS = {"lstm": LSTMLayer, "dense": DenseLayer}
+
+
+class Network:
+    """A stack of LSTM layers and a dense output layer.
+
+    Parameters
+    ----------
+    layers : sequence of LSTMLayer, then one DenseLayer
+    """
+
+    def __init__(self, layers):
+        self.layers = tuple(layers)
+        *lstm, head = self.layers
+        if not lstm or not isinstance(head, DenseLayer):
+            raise ValueError("a network is one or more LSTM layers, then a dense one")
+        self.lstm = tuple(lstm)
+        self.head = head
+        # (layer index, spec) of every parameter, in the flat order.
+        self.specs = [(k, spec) for k, layer in enumerate(self.layers)
+                      for spec in layer.specs]
+        self.shapes = [spec.shape for _, spec in self.specs]
+        self.penalised = [i for i, (_, spec) in enumerate(self.specs) if spec.penalised]
+        self.n_params = sum(math.prod(shape) for shape in self.shapes)
+        starts = np.cumsum([0] + [len(layer.specs) for layer in self.layers]).tolist()
+        self._slices = [slice(a, b) for a, b in zip(starts, starts[1:])]
+
+    @classmethod
+    def stack(cls, n_features, hidden_sizes, n_outputs):
+        """LSTM layers of ``hidden_sizes`` units on ``n_features`` inputs per step,
+        and a dense layer of ``n_outputs`` on the last one."""
+        layers, n_inputs = [], int(n_features)
+        for n_hidden in hidden_sizes:
+            layers.append(LSTMLayer(n_inputs, int(n_hidden)))
+            n_inputs = int(n_hidden)
+        return cls(layers + [DenseLayer(n_inputs, int(n_outputs))])
+
+    @classmethod
+    def from_shapes(cls, shapes):
+        """The plain LSTM stack whose flat parameters have these shapes."""
+        shapes = [tuple(shape) for shape in shapes]
+        if len(shapes) < 5 or (len(shapes) - 2) % 3:
+            raise ValueError(f"no LSTM stack has parameters of shapes {shapes}")
+        hidden = [shapes[k][0] for k in range(1, len(shapes) - 2, 3)]
+        head = shapes[-2]
+        network = cls.stack(shapes[0][0], hidden, head[1])
+        if network.shapes != shapes:
+            raise ValueError(f"no LSTM stack has parameters of shapes {shapes}")
+        return network
+
+    def __eq__(self, other):
+        return isinstance(other, Network) and self.layers == other.layers
+
+    def __hash__(self):
+        return hash(self.layers)
+
+    def __repr__(self):
+        return f"Network({list(self.layers)!r})"
+
+    # ------------------------------------------------------------ transport
+    @property
+    def args(self):
+        """The description in plain Python types (for :meth:`from_args`)."""
+        kinds = {cls: name for name, cls in _LAYER_KINDS.items()}
+        return tuple((kinds[type(layer)], *layer) for layer in self.layers)
+
+    @classmethod
+    def from_args(cls, args):
+        return cls(_LAYER_KINDS[kind](*sizes) for kind, *sizes in args)
+
+    # ------------------------------------------------------------ structure
+    @property
+    def n_features(self):
+        return self.lstm[0].n_inputs
+
+    @property
+    def hidden_sizes(self):
+        return [layer.n_hidden for layer in self.lstm]
+
+    @property
+    def n_outputs(self):
+        return self.head.n_outputs
+
+    def layer_params(self, params):
+        """The parameters of each layer, as lists, in the order of ``layers``."""
+        return [params[s] for s in self._slices]
+
+    def step_macs(self):
+        """Multiply-adds of one sample's step through the LSTM layers."""
+        return sum(4 * layer.n_hidden * (layer.n_hidden + layer.n_inputs + 1)
+                   for layer in self.lstm)
+
+    def mask_shapes(self, n_samples):
+        """Shapes of each LSTM layer's dropout masks, ``(inputs, recurrence)``."""
+        return [((n_samples, layer.n_inputs), (n_samples, layer.n_hidden))
+                for layer in self.lstm]
+
+    # ----------------------------------------------------- initialisation
+    def init(self, rng, dtype):
+        """Fresh parameters drawn from ``rng`` (a RandomState), in the flat order.
+
+        Kernels are Glorot-uniform, recurrent kernels orthogonal, biases zero but
+        for an LSTM's forget gate, which starts at 1.
+        """
+        return [_INITIALISERS[spec.init](rng, spec.shape, dtype)
+                for _, spec in self.specs]
+
+    # ------------------------------------------------ public attributes
+    def public_name(self, index):
+        """How users see parameter ``index``, e.g. ``lstm_coefs_[0]["kernel"]``."""
+        k, spec = self.specs[index]
+        if k < len(self.lstm):
+            return f'lstm_coefs_[{k}]["{spec.name}"]'
+        return f"{'coefs_' if spec.name == 'coef' else 'intercepts_'}[0]"
+
+    def to_public(self, params):
+        """The estimator's attributes holding ``params`` (the same arrays)."""
+        per_layer = self.layer_params(params)
+        lstm_coefs = [
+            {spec.name: param for spec, param in zip(layer.specs, arrays)}
+            for layer, arrays in zip(self.lstm, per_layer)
+        ]
+        coef, intercept = per_layer[-1]
+        return {"lstm_coefs_": lstm_coefs, "coefs_": [coef], "intercepts_": [intercept]}
+
+    def from_public(self, lstm_coefs, coefs, intercepts):
+        """The flat list of the arrays held by the public attributes."""
+        if len(lstm_coefs) != len(self.lstm) or len(coefs) != 1 or len(intercepts) != 1:
+            raise ValueError(
+                f"lstm_coefs_ has {len(lstm_coefs)} layers, coefs_ {len(coefs)} and "
+                f"intercepts_ {len(intercepts)} arrays; this model needs "
+                f"{len(self.lstm)}, 1 and 1."
+            )
+        params = []
+        for k, (layer, arrays) in enumerate(zip(self.lstm, lstm_coefs)):
+            for spec in layer.specs:
+                if spec.name not in arrays:
+                    raise ValueError(f'lstm_coefs_[{k}] has no "{spec.name}" array.')
+                params.append(arrays[spec.name])
+        return params + [coefs[0], intercepts[0]]
+
+    def check(self, params):
+        """Raise if a parameter is not a finite float array of its shape."""
+        for index, (param, shape) in enumerate(zip(params, self.shapes)):
+            if not isinstance(param, np.ndarray) or param.dtype.kind != "f":
+                raise TypeError(
+                    f"{self.public_name(index)} must be a float ndarray, got "
+                    f"{type(param)}."
+                )
+            if param.shape != shape:
+                raise ValueError(
+                    f"{self.public_name(index)} has shape {param.shape}; this model "
+                    f"needs {shape}."
+                )
+            if not np.isfinite(param).all():
+                raise ValueError(f"{self.public_name(index)} contains NaN or infinity.")
+        dtypes = {param.dtype for param in params}
+        if len(dtypes) > 1:
+            raise TypeError(
+                f"The weights must all have one dtype, got {sorted(map(str, dtypes))}."
+            )
+        return params
+
+    # ---------------------------------------------------------- flat form
+    def flatten(self, arrays, out=None):
+        """All of ``arrays`` (parameters or gradients) in one flat array."""
+        return np.concatenate([a.reshape(-1) for a in arrays], out=out)
+
+    def unflatten(self, flat):
+        """Views of ``flat`` with the shapes of the parameters."""
+        views, start = [], 0
+        for shape in self.shapes:
+            size = math.prod(shape)
+            views.append(flat[start : start + size].reshape(shape))
+            start += size
+        return views
+
+
+def _glorot_uniform(rng, shape, dtype):
+    fan_in, fan_out = shape
+    limit = np.sqrt(6.0 / (fan_in + fan_out))
+    return rng.uniform(-limit, limit, size=shape).astype(dtype)
+
+
+def _orthogonal(rng, shape, dtype):
+    """A (n_rows, n_cols) matrix with orthonormal rows (n_rows <= n_cols)."""
+    n_rows, n_cols = shape
+    a = rng.standard_normal((n_cols, n_rows))
+    q, r = np.linalg.qr(a)  # q (n_cols, n_rows) with orthonormal columns
+    q *= np.sign(np.diag(r))  # makes the decomposition unique, hence uniform
+    return np.ascontiguousarray(q.T).astype(dtype)
+
+
+def _zeros(rng, shape, dtype):
+    return np.zeros(shape, dtype=dtype)
+
+
+def _lstm_bias(rng, shape, dtype):
+    bias = np.zeros(shape, dtype=dtype)
+    n_hidden = shape[0] // 4
+    bias[n_hidden : 2 * n_hidden] = 1.0  # forget gate starts open
+    return bias
+
+
+_INITIALISERS = {
+    "glorot": _glorot_uniform,
+    "orthogonal": _orthogonal,
+    "zeros": _zeros,
+    "lstm_bias": _lstm_bias,
+}

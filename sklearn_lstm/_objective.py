@@ -1,0 +1,86 @@
+"""What every backend computes on a share: the loss and gradients of part of a
+mini-batch, or the raw outputs of part of a prediction.
+
+These functions join the engine (``_engine``), the losses (``_losses``) and the
+network's description (``_network``); they run in this process or in a helper
+process (``_processes``), which loads this module without scikit-learn.
+"""
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ._engine import backward, forward, mask_rows
+from ._losses import LOSS_FUNCTIONS
+
+__all__ = ["Sequences", "share_loss_grad", "share_outputs"]
+
+
+class Sequences(NamedTuple):
+    """Validated sequences: zero-padded values and the valid length of each."""
+
+    values: np.ndarray  # (n_samples, n_timesteps, n_features), padding = 0
+    lengths: np.ndarray | None  # (n_samples,), None when all are n_timesteps
+
+    def __len__(self):
+        return self.values.shape[0]
+
+    def take(self, indices):
+        """The sequences at ``indices`` (or a slice), cut to their longest member."""
+        if self.lengths is None:
+            return Sequences(self.values[indices], None)
+        lengths = self.lengths[indices]
+        longest = int(lengths.max())
+        values = self.values[indices, :longest]
+        return Sequences(values, None if (lengths == longest).all() else lengths)
+
+    def astype(self, dtype):
+        return Sequences(self.values.astype(dtype, copy=False), self.lengths)
+
+
+class Batch(NamedTuple):
+    """One mini-batch (or a share of it) as the loss needs it.
+
+    ``weights`` are the samples' weights divided by the sum over the whole
+    mini-batch, so that the losses and gradients of its shares add up to its own.
+    ``masks`` are the dropout masks of each LSTM layer (see ``_engine``), or None.
+    """
+
+    X: Sequences
+    y: np.ndarray
+    weights: np.ndarray
+    masks: list | None
+
+    def __len__(self):
+        return len(self.y)
+
+    def take(self, indices):
+        return Batch(
+            self.X.take(indices),
+            self.y[indices],
+            self.weights[indices],
+            mask_rows(self.masks, indices),
+        )
+
+
+def share_loss_grad(network, params, batch, loss, workspace=None):
+    """Loss and gradients (no penalty) of :class:`Batch` ``batch``.
+
+    ``loss`` names the output activation whose loss applies (``_losses``).
+    Returns the loss and the gradients in the order of ``params``.
+    """
+    X = batch.X
+    out, cache = forward(
+        X.values, params, X.lengths, batch.masks, workspace=workspace, network=network
+    )
+    loss_value, dout = LOSS_FUNCTIONS[loss](batch.y, out, batch.weights)
+    return float(loss_value), backward(dout, cache)
+
+
+def share_outputs(network, params, X, workspace=None):
+    """Raw network outputs of the :class:`Sequences` ``X``."""
+    out, _ = forward(
+        X.values, params, X.lengths, keep_cache=False, workspace=workspace,
+        network=network,
+    )
+    return out

@@ -1,0 +1,736 @@
+"""The process backend: helper processes that compute shares (``n_jobs > 1``).
+
+Why processes. A step of the LSTM is a dozen NumPy calls of a few microseconds;
+BLAS spreads the matrix products over the cores, but the element-wise work runs
+on one, and Python threads cannot share it (each call hands the GIL over, which
+costs about as much as the call). Separate processes have no GIL to share.
+
+How. :class:`ProcessBackend` cuts the work as :class:`~._backend.SerialBackend`
+does, computes the first share of each round here and hands the others to
+helpers, and adds the results in the order of the shares. A helper computes
+exactly what this process would (the same code and NumPy, BLAS on one thread), so
+whenever a helper cannot run (it does not start, dies, stops answering, or another
+thread's fit has the helpers) this process computes its share instead, with the
+same result.
+
+The helpers:
+
+* start only when an estimator with ``n_jobs > 1`` fits or predicts enough work,
+  as many as the shares, the cores this process may use and BLAS's thread limit
+  allow (so joblib's workers do not oversubscribe the machine);
+* are fresh interpreters started isolated (``python -I``: nothing from the current
+  directory, ``PYTHONPATH`` or the user's site runs), in a session of their own
+  (Ctrl-C is for this process), that run the source code this process loaded,
+  sent to them when they start, and only with the same NumPy;
+* exchange arrays through a memory file of their own and short messages through a
+  socket written with ``MSG_NOSIGNAL`` (a helper's death never raises SIGPIPE);
+  every wait for one is bounded;
+* are never pinned to cores, and never change this process's affinity; waits
+  block, they do not spin;
+* exit when this process closes their socket (or dies), and by themselves after
+  :data:`IDLE_SECONDS` without work.
+
+While helpers compute, BLAS in this process runs on one thread; the limit is
+counted across threads and restored when the last shared computation ends.
+"""
+
+import atexit
+import hashlib
+import math
+import mmap
+import os
+import pickle
+import select
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from contextlib import contextmanager
+from typing import NamedTuple
+
+import numpy as np
+
+from ._backend import OPS, SerialBackend, usable_cores
+from ._engine import Workspace
+from ._warnings import warn_user
+
+__all__ = ["HelperRuntime", "ProcessBackend", "RUNTIME"]
+
+#: Seconds a helper may take to start and report ready.
+START_SECONDS = 10.0
+
+#: A helper that has not answered a share within this many times the longest
+#: share this process computed in the same session, and at least
+#: :data:`REPLY_FLOOR_SECONDS`, is given up.
+REPLY_FACTOR = 10.0
+REPLY_FLOOR_SECONDS = 1.0
+
+#: A helper with no fit or prediction to serve exits after this many seconds.
+IDLE_SECONDS = 45.0
+
+#: Helpers take part in a fit when each share of a mini-batch has at least this
+#: many multiply-adds in its forward matrix products (about half a millisecond),
+#: and in a prediction when all of it has at least MIN_PREDICT_MACS: below, the
+#: hand-over costs a noticeable part of the work.
+MIN_SHARE_MACS = 2**22
+MIN_PREDICT_MACS = 2**26
+
+_HEADER = struct.Struct("<cQ")  # message kind, payload length
+_ALIGN = 64  # arrays in the memory file start on their own cache line
+
+# The modules a helper runs, in the order they import each other. Their sources
+# are read when this module is imported (with the package), so that a helper runs
+# the code of this process even after the files change on disk (an upgrade).
+_MODULES = ("_warnings", "_network", "_engine", "_losses", "_objective", "_backend",
+            "_processes")
+
+
+def _read_sources():
+    directory = os.path.dirname(os.path.abspath(__file__))
+    sources = []
+    try:
+        for name in _MODULES:
+            path = os.path.join(directory, name + ".py")
+            with open(path, encoding="utf-8") as file:
+                sources.append((name, path, file.read()))
+    except OSError:  # e.g. installed as a zip: no helpers
+        return None
+    return sources
+
+
+_SOURCES = _read_sources() if __package__ else None
+
+
+def _digest(sources):
+    digest = hashlib.sha256()
+    for _, _, source in sources:
+        digest.update(source.encode())
+    return digest.hexdigest()
+
+
+# ------------------------------------------------------------------ messages
+def _send(sock, kind, payload=b""):
+    sock.sendall(_HEADER.pack(kind, len(payload)) + payload, socket.MSG_NOSIGNAL)
+
+
+def _read_exactly(sock, n, deadline=None):
+    chunks = []
+    while n:
+        if deadline is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([sock], [], [], remaining)[0]:
+                raise TimeoutError
+        chunk = sock.recv(n)
+        if not chunk:
+            raise EOFError
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)
+
+
+def _receive(sock, deadline=None):
+    kind, length = _HEADER.unpack(_read_exactly(sock, _HEADER.size, deadline))
+    return kind, _read_exactly(sock, length, deadline) if length else b""
+
+
+# ------------------------------------------------- arrays in the memory file
+class _Slot(NamedTuple):
+    """Where an array lies in the memory file."""
+
+    offset: int
+    dtype: str
+    shape: tuple
+
+
+def _arrays_to_slots(obj, arrays, offset):
+    """``obj`` with each ndarray replaced by a :class:`_Slot` from ``offset`` on;
+    the arrays are appended to ``arrays``. Returns the new object and the end."""
+    if isinstance(obj, np.ndarray):
+        arrays.append(obj)
+        slot = _Slot(offset, obj.dtype.str, obj.shape)
+        return slot, offset + -(-obj.nbytes // _ALIGN) * _ALIGN
+    if isinstance(obj, (list, tuple)):
+        items = []
+        for item in obj:
+            item, offset = _arrays_to_slots(item, arrays, offset)
+            items.append(item)
+        if isinstance(obj, list):
+            return items, offset
+        return (type(obj)(*items) if hasattr(obj, "_fields") else tuple(items)), offset
+    return obj, offset
+
+
+def _slots_to_arrays(obj, buffer):
+    """The inverse of :func:`_arrays_to_slots`: views of ``buffer``."""
+    if isinstance(obj, _Slot):
+        dtype = np.dtype(obj.dtype)
+        count = math.prod(obj.shape)
+        return np.frombuffer(buffer, dtype, count, obj.offset).reshape(obj.shape)
+    if isinstance(obj, (list, tuple)):
+        items = [_slots_to_arrays(item, buffer) for item in obj]
+        if isinstance(obj, list):
+            return items
+        return type(obj)(*items) if hasattr(obj, "_fields") else tuple(items)
+    return obj
+
+
+class _Memory:
+    """One side's mapping of a helper's memory file, grown as needed."""
+
+    def __init__(self, fd):
+        self.fd = fd
+        self.buffer = None
+
+    @property
+    def size(self):
+        return 0 if self.buffer is None else len(self.buffer)
+
+    def grow(self, size):
+        """Make the file at least ``size`` bytes, its memory reserved now: a full
+        tmpfs then raises OSError here instead of SIGBUS on the first write."""
+        size = max(size, mmap.PAGESIZE)
+        if os.fstat(self.fd).st_size < size:
+            os.ftruncate(self.fd, size)
+            if hasattr(os, "posix_fallocate"):
+                os.posix_fallocate(self.fd, 0, size)
+        self.map(size)
+
+    def map(self, size):
+        """Map ``size`` bytes of the file, if not mapped already."""
+        if self.size != size:
+            self.release()
+            self.buffer = mmap.mmap(self.fd, size)
+
+    def release(self):
+        """Unmap now, or once the last view of the mapping is gone."""
+        if self.buffer is not None:
+            try:
+                self.buffer.close()
+            except BufferError:
+                pass
+            self.buffer = None
+
+    def write(self, obj, offset=0):
+        """Copy the arrays of ``obj`` into the file from ``offset`` on; returns
+        ``obj`` with slots instead of arrays, and where the copies end."""
+        arrays = []
+        slots, end = _arrays_to_slots(obj, arrays, offset)
+        if end > self.size:
+            self.grow(end)
+        views = []
+        _flatten_views(_slots_to_arrays(slots, self.buffer), views)
+        for view, array in zip(views, arrays):
+            np.copyto(view, array)
+        return slots, end
+
+
+def _flatten_views(obj, out):
+    if isinstance(obj, np.ndarray):
+        out.append(obj)
+    elif isinstance(obj, (list, tuple)):
+        for item in obj:
+            _flatten_views(item, out)
+
+
+# ------------------------------------------------------------ helper process
+# Runs as ``python -I -c _BOOT socket_fd file_fd``. It receives the package's
+# sources and where NumPy lives, loads them as the package (without its
+# __init__, so without scikit-learn) and reports NumPy's version and the digest of
+# what it runs.
+_BOOT = r"""
+import signal
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+import hashlib, pickle, socket, struct, sys, traceback, types
+sock = socket.socket(fileno=int(sys.argv[1]))
+header = struct.Struct("<cQ")
+def read(n):
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            sys.exit(0)
+        data += chunk
+    return data
+code = pickle.loads(read(header.unpack(read(header.size))[1]))
+try:
+    sys.path.append(code["numpy_dir"])
+    import numpy
+    package = types.ModuleType(code["package"])
+    package.__path__ = []
+    sys.modules[code["package"]] = package
+    digest = hashlib.sha256()
+    for name, path, source in code["modules"]:
+        digest.update(source.encode())
+        module = types.ModuleType(code["package"] + "." + name)
+        module.__package__, module.__file__ = code["package"], path
+        sys.modules[module.__name__] = module
+        setattr(package, name, module)
+        exec(compile(source, path, "exec"), module.__dict__)
+    kind, reply = b"R", pickle.dumps((numpy.__version__, digest.hexdigest()))
+except BaseException:
+    kind, reply = b"E", traceback.format_exc().encode()
+sock.sendall(header.pack(kind, len(reply)) + reply, socket.MSG_NOSIGNAL)
+if kind == b"R":
+    module._helper_main(sock, int(sys.argv[2]), code["idle_seconds"])
+"""
+
+
+def _helper_main(sock, file_fd, idle_seconds):
+    """The loop of a helper: one share per message, until the socket closes."""
+    memory = _Memory(file_fd)
+    workspace = None  # None between sessions
+    while True:
+        if workspace is None and not select.select([sock], [], [], idle_seconds)[0]:
+            return  # idle: the next session starts another helper
+        try:
+            kind, payload = _receive(sock)
+        except (EOFError, OSError):  # this helper's training process has gone
+            return
+        try:
+            if kind == b"S":  # a session starts
+                workspace = Workspace()
+                _send(sock, b"A")
+            elif kind == b"F":  # it ended: let its memory go
+                workspace = None
+                memory.release()
+            elif kind == b"W":
+                _send(sock, *_serve(memory, workspace, payload))
+        except OSError:
+            return
+
+
+def _serve(memory, workspace, payload):
+    """Compute one share; the reply's kind and payload."""
+    try:
+        op, args, size, end = pickle.loads(payload)
+        memory.map(size)
+        args = _slots_to_arrays(args, memory.buffer)
+        with np.errstate(over="ignore", invalid="ignore"):
+            result = OPS[op](*args, workspace)
+        del args
+        slots, _ = memory.write(result, end)
+        return b"D", pickle.dumps((slots, memory.size))
+    except Exception:
+        return b"E", traceback.format_exc().encode()
+
+
+# ------------------------------------------------------ the training process
+class HelperLost(RuntimeError):
+    """A helper cannot serve any more (it exited, failed or stopped answering)."""
+
+
+class _Helper:
+    """One helper process, its socket and its memory file."""
+
+    def __init__(self, runtime):
+        self.file = _memory_file()
+        self.memory = _Memory(self.file.fileno())
+        ours, theirs = socket.socketpair()
+        self.sock = ours
+        env = dict(os.environ)
+        for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            env[name] = "1"  # one core per process
+        fds = (theirs.fileno(), self.file.fileno())
+        try:
+            self.process = subprocess.Popen(
+                [runtime.executable, "-I", "-c", _BOOT, *map(str, fds)],
+                pass_fds=fds,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        except BaseException:
+            ours.close()
+            self.file.close()
+            raise
+        finally:
+            theirs.close()
+        import numpy
+
+        code = {
+            "package": __package__,
+            "modules": _SOURCES,
+            "numpy_dir": os.path.dirname(os.path.dirname(numpy.__file__)),
+            "idle_seconds": runtime.idle_seconds,
+        }
+        self.ready = False
+        self.busy = False  # a share was sent and its result not read
+        self._sent_at = 0.0
+        self._end = 0  # where the inputs of the share under way end
+        try:
+            _send(self.sock, b"C", pickle.dumps(code))
+        except OSError:
+            pass  # it exited at once: wait_ready says why
+
+    @property
+    def pid(self):
+        return self.process.pid
+
+    def wait_ready(self, deadline):
+        """Wait for the helper's report; raise HelperLost if it is not right."""
+        if self.ready:
+            return
+        kind, payload = self._receive(deadline, "to start")
+        if kind == b"E":
+            raise HelperLost(
+                "could not load the package's engine:\n"
+                + payload.decode(errors="replace")
+            )
+        numpy_version, digest = pickle.loads(payload)
+        if numpy_version != np.__version__:
+            raise HelperLost(
+                f"loads NumPy {numpy_version} while this process runs NumPy "
+                f"{np.__version__} (upgraded since this process started?)"
+            )
+        if digest != _digest(_SOURCES):
+            raise HelperLost("runs code that differs from this process's")
+        self.ready = True
+
+    def start_session(self, deadline):
+        _send(self.sock, b"S")
+        kind, _ = self._receive(deadline, "to start a session")
+        if kind != b"A":
+            raise HelperLost(f"answered {kind!r} to the start of a session")
+
+    def submit(self, task):
+        """Copy the share's arrays into the memory file, and start it."""
+        op, args = task
+        try:
+            slots, self._end = self.memory.write(args)
+            _send(self.sock, b"W", pickle.dumps((op, slots, self.memory.size, self._end)))
+        except OSError as exc:
+            raise HelperLost(f"cannot be sent a share ({exc})") from None
+        self.busy = True
+        self._sent_at = time.monotonic()
+
+    def result(self, wait):
+        """The share's result, with views of the memory file for its arrays."""
+        deadline = self._sent_at + wait
+        kind, payload = self._receive(deadline, "to answer")
+        self.busy = False
+        if kind == b"E":
+            raise HelperLost(
+                "failed on a share:\n" + payload.decode(errors="replace")
+            )
+        slots, size = pickle.loads(payload)
+        self.memory.map(size)
+        return _slots_to_arrays(slots, self.memory.buffer)
+
+    def _receive(self, deadline, doing):
+        try:
+            return _receive(self.sock, deadline)
+        except TimeoutError:
+            seconds = max(0.0, deadline - self._sent_at) if doing == "to answer" else 0
+            raise HelperLost(
+                f"did not answer {doing} in time"
+                + (f" ({seconds:.1f} s)" if seconds else "")
+            ) from None
+        except (EOFError, OSError):
+            code = self.process.poll()
+            if code is None:
+                try:
+                    code = self.process.wait(timeout=1.0)
+                except subprocess.TimeoutExpired:
+                    code = "unknown"
+            raise HelperLost(f"exited (code {code})") from None
+
+    def finish(self):
+        """After a session: the helper lets its memory go, and so does the file."""
+        self.memory.release()
+        _send(self.sock, b"F")
+        os.ftruncate(self.file.fileno(), 0)
+
+    def alive(self):
+        return self.process.poll() is None
+
+    def close(self, kill=False):
+        """End the helper: closing its socket makes it exit; ``kill`` does not
+        wait for that (a stopped or hung helper)."""
+        self.sock.close()
+        self.memory.release()
+        self.file.close()
+        if kill:
+            self.process.kill()
+        try:
+            self.process.wait(timeout=1.0)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def _memory_file():
+    """An anonymous file in memory that a child process can map."""
+    if hasattr(os, "memfd_create"):
+        fd = os.memfd_create("sklearn_lstm", os.MFD_CLOEXEC)
+        return open(fd, "r+b", buffering=0)
+    shm = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
+    return tempfile.TemporaryFile(dir=shm)
+
+
+class HelperRuntime:
+    """The helper processes of this process, kept from one session to the next.
+
+    Parameters
+    ----------
+    executable : str, default=sys.executable
+        The Python interpreter the helpers run.
+    start_seconds, idle_seconds : float
+        See :data:`START_SECONDS` and :data:`IDLE_SECONDS`.
+    """
+
+    def __init__(self, executable=None, start_seconds=START_SECONDS,
+                 idle_seconds=IDLE_SECONDS):
+        self.executable = executable or sys.executable
+        self.start_seconds = start_seconds
+        self.idle_seconds = idle_seconds
+        self._helpers = []
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self.start_failed = None  # why helpers could not start, once they could not
+
+    def pids(self):
+        """Process ids of the helpers (for tests and diagnostics)."""
+        return [helper.pid for helper in self._helpers]
+
+    def available(self):
+        """Whether helpers may run at all in this process."""
+        return (
+            self.start_failed is None
+            and _SOURCES is not None
+            and os.name == "posix"
+            and bool(self.executable)
+            and not getattr(sys, "frozen", False)  # sys.executable is the app
+        )
+
+    def _after_fork(self):
+        # A forked child must not touch its parent's helpers (nor a lock another
+        # thread of the parent held).
+        self._helpers = []
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+
+    def acquire(self, n):
+        """``n`` helpers ready for a session, or None when another thread's
+        session has them. Raises HelperLost when they cannot start (which
+        happens once per process: later sessions compute alone)."""
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            return self._ready_helpers(n)
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def _ready_helpers(self, n):
+        for attempt in range(2):
+            for helper in [h for h in self._helpers if not h.alive()]:
+                self._drop(helper)
+            try:
+                while len(self._helpers) < n:
+                    self._helpers.append(_Helper(self))
+                deadline = time.monotonic() + self.start_seconds
+                for helper in self._helpers[:n]:
+                    helper.wait_ready(deadline)
+            except (OSError, HelperLost) as exc:
+                self.start_failed = str(exc)
+                self.close_all(kill=True)
+                raise HelperLost(f"could not start: {exc}") from None
+            helpers = self._helpers[:n]
+            try:
+                deadline = time.monotonic() + self.start_seconds
+                for helper in helpers:
+                    helper.start_session(deadline)
+            except (OSError, HelperLost) as exc:
+                # One that exited when idle just now: start another, once.
+                for helper in helpers:
+                    if not helper.alive():
+                        self._drop(helper)
+                if attempt:
+                    self.close_all(kill=True)
+                    raise HelperLost(f"could not start a session: {exc}") from None
+                continue
+            return helpers
+
+    def release(self, helpers):
+        """End the session of ``helpers``; those with a share under way (after
+        an exception) or that cannot be told are ended."""
+        try:
+            for helper in helpers:
+                if helper.busy:
+                    self._drop(helper, kill=True)
+                    continue
+                try:
+                    helper.finish()
+                except OSError:
+                    self._drop(helper)
+        finally:
+            self._lock.release()
+
+    def lose(self, helper):
+        """Forget a helper that stopped serving, and end it."""
+        self._drop(helper, kill=True)
+
+    def _drop(self, helper, kill=False):
+        if helper in self._helpers:
+            self._helpers.remove(helper)
+        helper.close(kill=kill)
+
+    def close_all(self, kill=False):
+        if self._pid != os.getpid():
+            return
+        while self._helpers:
+            self._helpers.pop().close(kill=kill)
+
+
+RUNTIME = HelperRuntime()
+atexit.register(RUNTIME.close_all)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=lambda: RUNTIME._after_fork())
+
+
+# --------------------------------------------------------------- BLAS threads
+_blas_lock = threading.Lock()
+_blas_users = 0
+_blas_limiter = None
+
+
+def blas_threads():
+    """The fewest threads any BLAS loaded in this process may use now."""
+    from threadpoolctl import threadpool_info
+
+    counts = [lib["num_threads"] for lib in threadpool_info()
+              if lib.get("user_api") == "blas"]
+    return min(counts) if counts else usable_cores()
+
+
+@contextmanager
+def _blas_on_one_thread():
+    """BLAS on one thread while helpers compute, counted across threads: the
+    limits of before come back when the last shared computation ends."""
+    global _blas_users, _blas_limiter
+    with _blas_lock:
+        if _blas_users == 0:
+            from threadpoolctl import ThreadpoolController
+
+            _blas_limiter = ThreadpoolController().select(user_api="blas").limit(
+                limits=1
+            )
+        _blas_users += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0:
+                _blas_limiter.restore_original_limits()
+                _blas_limiter = None
+
+
+# -------------------------------------------------------------- the backend
+class ProcessBackend(SerialBackend):
+    """Shares computed by this process and helper processes together.
+
+    Parameters
+    ----------
+    n_shares : int
+        How many shares each mini-batch is cut into (see ``_backend``).
+    runtime : HelperRuntime, default=RUNTIME
+        Where the helpers come from.
+    """
+
+    def __init__(self, n_shares, runtime=None):
+        super().__init__(n_shares)
+        self.runtime = RUNTIME if runtime is None else runtime
+        self._helpers = []
+        self._slowest = 0.0
+
+    def n_helpers(self, network, kind, n_samples, n_steps):
+        """How many helpers a session of this size is worth."""
+        if not self.runtime.available():
+            return 0
+        macs = network.step_macs() * n_steps * n_samples
+        if kind == "fit":
+            enough = macs / self.n_shares >= MIN_SHARE_MACS
+        else:
+            enough = macs >= MIN_PREDICT_MACS
+        if not enough:
+            return 0
+        return max(0, min(self.n_shares, usable_cores(), blas_threads()) - 1)
+
+    @contextmanager
+    def session(self, network, dtype, kind, n_samples, n_steps):
+        n = self.n_helpers(network, kind, n_samples, n_steps)
+        helpers = None
+        if n > 0:
+            try:
+                helpers = self.runtime.acquire(n)
+            except HelperLost as exc:
+                warn_user(
+                    f"n_jobs={self.n_shares}: helper processes {exc}. Every share "
+                    "is computed in this process instead, with the same results; "
+                    "no helper will start again in this process."
+                )
+        if not helpers:
+            yield self
+            return
+        self._helpers, self._slowest = list(helpers), 0.0
+        try:
+            with _blas_on_one_thread():
+                yield self
+        finally:
+            # Those lost meanwhile are ended already.
+            remaining, self._helpers = self._helpers, []
+            self.runtime.release(remaining)
+
+    def run(self, tasks, consume, workspace):
+        if not self._helpers or len(tasks) == 1:
+            super().run(tasks, consume, workspace)
+            return
+        for first in range(0, len(tasks), len(self._helpers) + 1):
+            # This process takes the first task of each round, each helper one
+            # of the others; the results are consumed in the order of the tasks.
+            here, *there = tasks[first : first + len(self._helpers) + 1]
+            sent = []
+            for helper, task in zip(list(self._helpers), there):
+                sent.append((self._submit(helper, task), task))
+            start = time.monotonic()
+            consume(first, self.compute(here, workspace))
+            self._slowest = max(self._slowest, time.monotonic() - start)
+            for j, (helper, task) in enumerate(sent, first + 1):
+                result = None if helper is None else self._result(helper)
+                if result is None:
+                    start = time.monotonic()
+                    result = self.compute(task, workspace)
+                    self._slowest = max(self._slowest, time.monotonic() - start)
+                consume(j, result)
+
+    def _submit(self, helper, task):
+        try:
+            helper.submit(task)
+            return helper
+        except HelperLost as exc:
+            self._lose(helper, exc)
+            return None
+
+    def _result(self, helper):
+        wait = max(REPLY_FLOOR_SECONDS, REPLY_FACTOR * self._slowest)
+        try:
+            return helper.result(wait)
+        except HelperLost as exc:
+            self._lose(helper, exc)
+            return None
+
+    def _lose(self, helper, exc):
+        self._helpers.remove(helper)
+        self.runtime.lose(helper)
+        warn_user(
+            f"n_jobs={self.n_shares}: a helper process {exc}. It was ended and its "
+            "shares are computed in this process, with the same results."
+        )
+
