@@ -214,7 +214,8 @@ class BaseLSTM(BaseEstimator, ABC):
 
     def _params(self):
         """The live parameter arrays, in the network's flat order."""
-        return self._network.from_public(self.lstm_coefs_, self.coefs_, self.intercepts_)
+        network = self._network
+        return network.from_public(self.lstm_coefs_, self.coefs_, self.intercepts_)
 
     def _check_weights(self):
         """The live weights, after checking the shapes a user may have changed."""
@@ -305,10 +306,11 @@ class BaseLSTM(BaseEstimator, ABC):
         X, y, sample_weight = self._validate_input(
             X, y, sample_weight, incremental, reset=first_pass
         )
-        if not sample_weight.sum() > 0:
-            raise ValueError("The sample weights sum to zero: there is nothing to fit.")
         if y.ndim == 1:
             y = y.reshape(-1, 1)
+        self._check_scale(
+            y, sample_weight, X.values.dtype if first_pass else self.coefs_[0].dtype
+        )
         if first_pass:
             self._random_state = check_random_state(self.random_state)
             self._initialize(X.values.shape[2], y.shape[1], X.values.dtype)
@@ -593,12 +595,59 @@ class BaseLSTM(BaseEstimator, ABC):
             line += f", validation score = {self.validation_scores_[-1]:.6f}"
         print(f"{line}, {elapsed:.2f} s")
 
+    def _check_scale(self, y, sample_weight, dtype):
+        """Raise if the targets or the weights are out of the range of ``dtype``
+        that the loss needs, naming them rather than the learning rate."""
+        limit = math.sqrt(np.finfo(dtype).max) * 1e-3
+        if self.out_activation_ == "identity" and y.size:
+            largest = float(np.abs(y).max())
+            if not largest < limit:
+                raise ValueError(
+                    f"y holds values up to {largest:.3g}: beyond about {limit:.0e}, "
+                    f"squared errors overflow {np.dtype(dtype).name}. Scale y first, "
+                    "e.g. with sklearn.compose.TransformedTargetRegressor("
+                    "transformer=StandardScaler())."
+                )
+        with np.errstate(over="ignore"):
+            total = float(np.sum(sample_weight, dtype=dtype))
+        if not total > 0:
+            raise ValueError("The sample weights sum to zero: there is nothing to fit.")
+        if not np.isfinite(total):
+            raise ValueError(
+                f"sample_weight sums to {total} in {np.dtype(dtype).name}: divide it "
+                "by a constant (the loss depends only on the ratios of the weights; "
+                "alpha's penalty is divided by their sum, see alpha)."
+            )
+
     def _diverged(self, what):
+        """Raise, saying what made the training non-finite and what to change."""
+        message = (
+            f"Training diverged: {what} became non-finite in epoch "
+            f"{self.n_iter_ + 1} (the weights keep their last finite values): "
+        )
+        # The penalty's factor alpha / sum(sample_weight of the mini-batch) is
+        # large enough to overflow the penalty's gradient on its own.
+        scale = getattr(self, "_penalty_scale", 0.0)
+        dtype = self.coefs_[0].dtype
+        if self.alpha > 0 and not scale < math.sqrt(np.finfo(dtype).max) * 1e-6:
+            weight_sum = self.alpha / scale if scale > 0 else 0.0
+            if weight_sum >= 1.0:
+                raise ValueError(
+                    message + f"alpha={self.alpha:g} is out of range; the L2 "
+                    f"penalty's factor alpha / sum(sample_weight) = {scale:.3g} of a "
+                    "mini-batch overflows by itself. Use a far smaller alpha."
+                )
+            raise ValueError(
+                message + f"the sample weights of a mini-batch sum to "
+                f"{weight_sum:.3g}, so the L2 penalty's factor alpha / "
+                f"sum(sample_weight) is {scale:.3g} and overflows. Multiply "
+                "sample_weight by a constant "
+                "(the loss depends only on the ratios of the weights) or set "
+                "alpha=0."
+            )
         raise ValueError(
-            f"Training diverged: {what} became non-finite in epoch {self.n_iter_ + 1}. "
-            f"Lower learning_rate_init (now {self.learning_rate_init}) or "
-            f"max_grad_norm (now {self.max_grad_norm}); the weights keep their last "
-            "finite values."
+            message + f"Lower learning_rate_init (now {self.learning_rate_init}) "
+            f"or max_grad_norm (now {self.max_grad_norm})."
         )
 
     @abstractmethod

@@ -56,8 +56,12 @@ _SHARED_PARAMETERS = """hidden_layer_sizes : int or sequence of int, default=(10
         Whether to shuffle the samples before each epoch.
 
     random_state : int, RandomState instance or None, default=None
-        Decides the initial weights, the shuffling and the validation split. Pass an
-        int for bitwise reproducible results across calls.
+        Decides the initial weights, the shuffling, the dropout masks and the
+        validation split. Pass an int for bitwise reproducible results across
+        calls: for given parameters (``n_jobs`` included) and data, the weights and
+        predictions are the same bit for bit whether helper processes ran or not,
+        whatever the joblib backend of a search, BLAS's thread limits or other
+        fits running in other threads.
 
     tol : float, default=1e-4
         Training stops when the loss (or the validation score, with
@@ -119,7 +123,19 @@ _SHARED_PARAMETERS = """hidden_layer_sizes : int or sequence of int, default=(10
 
     recurrent_dropout : float, default=0.0
         Fraction of the hidden state fed back into each layer's recurrence dropped
-        during training, variational like ``dropout``."""
+        during training, variational like ``dropout``.
+
+    n_jobs : int or None, default=None
+        Into how many shares each mini-batch (and each large prediction) is cut,
+        to be computed in parallel by this process and helper processes. None
+        means 1: everything runs in the calling thread and no process is ever
+        started. ``-1`` means as many shares as the cores this process may use
+        (so its results depend on the machine: pass an int to reproduce them
+        elsewhere). The shares, and the order in which their gradients are added,
+        depend on ``n_jobs`` alone; how many processes compute them is capped by
+        the cores available and BLAS's thread limit (e.g. inside joblib workers),
+        and falls back to this process when helpers cannot run, with the same
+        results. See Notes."""
 
 _SHARED_ATTRIBUTES = """loss_ : float
         Mean training loss of the last epoch, L2 penalty included.
@@ -199,21 +215,20 @@ _NOTES = """The network reads each sequence step by step::
     Kernels are initialised Glorot-uniform, recurrent kernels orthogonal, biases to
     zero except the forget gate's, set to 1.
 
-    Cores: training and prediction use as many cores as BLAS may use threads.
-    With large enough mini-batches (on POSIX systems), each batch is cut into
-    that many shares: this process computes one, helper processes the others,
-    each on its own core with BLAS on one thread, and the gradients are added.
-    The helpers are fresh Python processes that load only NumPy and this
-    package's engine; they start with the first fit that needs them (a fraction
-    of a second, once per session) and exit with the process. A fit is
-    reproducible on a given machine; one that shares its batches differs from one
-    that does not only in the order of floating-point sums, a difference that
-    many epochs can grow, as a change of BLAS or of its threads can. Large
-    predictions are shared the same way, smaller ones between Python threads.
-    Everything follows BLAS's limit: joblib's process workers (scikit-learn's
-    ``n_jobs``) set it to about ``n_cores / n_jobs``, and
-    ``threadpoolctl.threadpool_limits(1, "blas")`` keeps a fit or a prediction
-    in the calling thread alone."""
+    Cores: with the default ``n_jobs=None``, a fit or a prediction runs in the
+    calling thread, BLAS using the threads it may use. With ``n_jobs=k``, each
+    mini-batch is cut into ``k`` interleaved shares whose losses and gradients
+    are added in the order of the shares; when a mini-batch is large enough (and
+    on POSIX systems), this process computes one share and helper processes the
+    others, each with BLAS on one thread (this process's BLAS is held to one
+    thread meanwhile, and given back its limit afterwards). Helpers are fresh,
+    isolated Python processes (``python -I``) that run the engine this process
+    loaded and NumPy only; they start with the first fit or prediction that
+    needs them, are never pinned to cores, and exit after 45 s without work or
+    with this process. A helper that stops answering, dies or cannot start is
+    ended with a warning and its shares are computed here: the result does not
+    change. Two ``n_jobs`` values give results that differ in the order of
+    floating-point sums, a difference that many epochs can grow."""
 
 
 class LSTMRegressor(RegressorMixin, BaseLSTM):

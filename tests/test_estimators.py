@@ -619,6 +619,40 @@ def test_divergence_with_finite_loss_warns():
     assert est.loss_ > 1e3 * min(est.loss_curve_)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_targets_too_large_for_the_loss_are_named(dtype):
+    # Squared errors of targets near 1e160 (1e20 in float32) overflow: the cause
+    # is the scale of y, not the learning rate, and nothing is trained.
+    X, y = sum_regression(n=30, n_timesteps=4)
+    huge = 1e160 if dtype is np.float64 else 1e20
+    est = tiny(LSTMRegressor, max_iter=2)
+    with pytest.raises(ValueError, match=r"y holds values up to .*Scale y") as info:
+        est.fit(X.astype(dtype), y * huge)
+    assert "learning_rate_init" not in str(info.value)
+    assert not hasattr(est, "n_iter_")
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_sample_weights_or_alpha_out_of_range_are_named():
+    X, y = sum_regression(n=30, n_timesteps=4)
+    # Weights near 1e-300 make the penalty's factor alpha / sum(weights) overflow.
+    est = tiny(LSTMRegressor, max_iter=2)
+    with pytest.raises(ValueError, match="sample weights of a mini-batch sum to"):
+        est.fit(X, y, sample_weight=np.full(len(X), 1e-300))
+    # Only their ratios matter to the loss: scaled up, or without the penalty,
+    # the same weights train.
+    tiny(LSTMRegressor, max_iter=2).fit(X, y, sample_weight=np.full(len(X), 1.0))
+    tiny(LSTMRegressor, max_iter=2, alpha=0.0).fit(
+        X, y, sample_weight=np.full(len(X), 1e-300)
+    )
+    with pytest.raises(ValueError, match=r"alpha=1e\+300 is out of range"):
+        tiny(LSTMRegressor, max_iter=2, alpha=1e300).fit(X, y)
+    with pytest.raises(ValueError, match="sample_weight sums to inf"):
+        tiny(LSTMRegressor, max_iter=2).fit(
+            X, y, sample_weight=np.full(len(X), 1e308)
+        )
+
+
 @pytest.mark.parametrize(
     "solver, params",
     [

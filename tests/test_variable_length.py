@@ -1,6 +1,5 @@
 """Variable-length sequences through the estimators: ragged lists, NaN padding."""
 
-import threading
 
 import numpy as np
 import pytest
@@ -13,9 +12,7 @@ from sklearn.model_selection import (
     cross_val_score,
 )
 from sklearn.pipeline import make_pipeline
-from threadpoolctl import threadpool_info, threadpool_limits
 
-import sklearn_lstm._base
 from sklearn_lstm import LSTMClassifier, LSTMRegressor
 from sklearn_lstm.preprocessing import SequenceScaler
 
