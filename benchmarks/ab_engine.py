@@ -4,9 +4,11 @@ For work on ``sklearn_lstm/_engine.py``. The speed of this machine drifts by ten
 percent over minutes, more than most changes to the engine are worth; timing two
 versions one after the other compares two machine states. This script loads the
 engine of a git revision (``--base``, default HEAD) and the one in the working
-tree as two modules in one process, and times forward + backward of one mini-batch
-of each workload of ``bench_speed.py`` with both, alternating, many rounds; the
-best time of each is kept. Ratios below 1 mean the working tree is faster.
+tree as two packages in one process (each engine with the modules it imports
+from the package, ``_network.py`` since it exists, of the same revision), and
+times forward + backward of one mini-batch of each workload of ``bench_speed.py``
+with both, alternating, many rounds; the best time of each is kept. Ratios below
+1 mean the working tree is faster.
 
 Run from the repository root::
 
@@ -14,8 +16,9 @@ Run from the repository root::
     python benchmarks/ab_engine.py --base HEAD~3 --only W3,W4 --dtype float64
     OPENBLAS_NUM_THREADS=1 python benchmarks/ab_engine.py --share 2
 
-The last line times what each of two processes computes in a fit that shares its
-batches (see ``sklearn_lstm/_parallel.py``): half a batch, BLAS on one thread.
+The last line times what each of two processes computes in a fit with
+``n_jobs=2`` whose batches are shared with a helper process (see
+``sklearn_lstm/_processes.py``): half a batch, BLAS on one thread.
 
 PyTorch is not needed. About a minute.
 """
@@ -31,30 +34,67 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-ENGINE = "sklearn_lstm/_engine.py"
+PACKAGE = "sklearn_lstm"
+# The engine, then the modules of the package it imports (relatively), when the
+# revision has them: an engine is loaded as a package of these alone, without the
+# package's __init__.
+ENGINE_MODULES = ("_engine", "_network")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_speed import WORKLOADS  # noqa: E402
 
 
-def load_module(path, name):
-    spec = importlib.util.spec_from_file_location(name, path)
+def load_engine(directory, package):
+    """The ``_engine`` module of the package ``package`` in ``directory``."""
+    init = Path(directory) / package / "__init__.py"
+    spec = importlib.util.spec_from_file_location(package, init)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[package] = module
     spec.loader.exec_module(module)
-    return module
+    return importlib.import_module(f"{package}._engine")
+
+
+def engine_copy(directory, package, read):
+    """Write the engine modules that ``read(name)`` returns (None: absent) as the
+    package ``package`` in ``directory``, and load its engine."""
+    root = Path(directory) / package
+    root.mkdir()
+    (root / "__init__.py").write_text("")
+    for name in ENGINE_MODULES:
+        source = read(name)
+        if source is not None:
+            (root / f"{name}.py").write_text(source)
+    return load_engine(directory, package)
+
+
+def git_source(revision, name):
+    """A module's source at a git revision; None if the revision has no such file."""
+    done = subprocess.run(
+        ["git", "-C", str(REPO), "show", f"{revision}:{PACKAGE}/{name}.py"],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode and name != "_engine":
+        return None
+    done.check_returncode()
+    return done.stdout
 
 
 def engine_at(revision, directory):
-    """The engine module of a git revision, from a copy in ``directory``."""
-    source = subprocess.run(
-        ["git", "-C", str(REPO), "show", f"{revision}:{ENGINE}"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    path = Path(directory) / "engine_base.py"
-    path.write_text(source)
-    return load_module(path, "engine_base")
+    """The engine of a git revision, from a copy in ``directory``."""
+    return engine_copy(
+        directory, "engine_base", lambda name: git_source(revision, name)
+    )
+
+
+def engine_here(directory):
+    """The engine of the working tree, from a copy in ``directory``."""
+
+    def read(name):
+        path = REPO / PACKAGE / f"{name}.py"
+        return path.read_text() if path.exists() else None
+
+    return engine_copy(directory, "engine_work", read)
 
 
 def batch(workload, dtype, share=1, seed=0):
@@ -116,7 +156,7 @@ def main(argv=None):
     ]
     with tempfile.TemporaryDirectory() as directory:
         base = engine_at(args.base, directory)
-        work = load_module(REPO / ENGINE, "engine_work")
+        work = engine_here(directory)
         print(f"engine A/B, {args.dtype}, best of {args.rounds} interleaved rounds")
         if args.share > 1:
             print(f"each batch's share when split among {args.share} processes")

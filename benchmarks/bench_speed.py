@@ -3,37 +3,56 @@
 What is measured, through the public estimator ``LSTMRegressor`` on one side and
 ``torch.nn.LSTM(batch_first=True)`` + ``nn.Linear`` on the last step on the other
 (Adam with our default hyperparameters, MSE loss, float32, the same batch size,
-shuffled mini-batches, both libraries on all the cores of the machine):
+shuffled mini-batches). Ours runs with two values of its ``n_jobs`` parameter:
 
-1. Seconds per training epoch on four workloads W1..W4, ours, torch and the ratio
-   ours / torch, with their geometric mean and the worst ratio. Each side gets a
-   1-epoch warm-up, then ``fit`` runs a few epochs and the time is divided by the
-   number of epochs; the best of a few repeats is kept, ours and torch repeats
-   interleaved so that background load hits both alike. When our estimator has a
-   ``max_grad_norm`` parameter, torch clips its gradients to our default norm with
-   ``torch.nn.utils.clip_grad_norm_``, so that both do the same work.
-2. W2's floor: its matrix-multiply FLOPs per epoch divided by this machine's
-   float32 GEMM rate (large square numpy sgemm, all cores), and ours / floor,
-   torch / floor, and what our time is made of: our engine alone (forward and
-   backward of each process's share of the batches, without the optimizer and
-   the rest of the fit) and the matrix products it makes, at its shapes, alone.
-   These and the GEMM are timed in the same interleaved rounds as W2's training,
-   best of them, so that all are measured in the same state of the machine,
-   whose speed drifts by tens of percent over minutes.
+* ``n_jobs=None`` (the default): everything in the calling process, the matrix
+  products on as many threads as BLAS uses (all the cores), the element-wise
+  work on one core;
+* ``n_jobs=-1``: every mini-batch is cut into as many shares as the process may
+  use cores. When a share is large enough (``MIN_SHARE_MACS`` multiply-adds in
+  its forward products; see ``sklearn_lstm/_processes.py``), this process
+  computes one share and helper processes the others, each on its own core with
+  BLAS on one thread, and the gradients are added; below that, the calling
+  process computes the shares one after the other. Which happens on each
+  workload is printed under the training table.
+
+Torch runs on all the cores (``torch.set_num_threads(n_cores)``).
+
+1. Seconds per training epoch on four workloads W1..W4: ours with ``n_jobs=-1``,
+   ours with ``n_jobs=None``, torch, and the ratios of each of ours to torch,
+   with their geometric means and worst ratios. Each configuration gets a
+   1-epoch warm-up, then ``fit`` runs a few epochs and the time is divided by
+   the number of epochs; the best of a few repeats is kept, the repeats of the
+   three interleaved so that background load hits all alike. When our estimator
+   has a ``max_grad_norm`` parameter, torch clips its gradients to our default
+   norm with ``torch.nn.utils.clip_grad_norm_``, so that both do the same work.
+2. W2's floor (ours with ``n_jobs=-1``): its matrix-multiply FLOPs per epoch
+   divided by this machine's float32 GEMM rate (large square numpy sgemm, all
+   cores), and ours / floor, torch / floor, and what our time is made of: our
+   engine alone (forward and backward of the share of each batch that the
+   calling process computes, without the optimizer and the rest of the fit) and
+   the matrix products it makes, at its shapes, alone. These and the GEMM are
+   timed in the same interleaved rounds as W2's training, best of them, so that
+   all are measured in the same state of the machine, whose speed drifts by tens
+   of percent over minutes.
 3. Prediction throughput (samples/s) on each workload's full data set, right
-   after training: ours ``predict`` against torch's forward pass under
-   ``torch.no_grad()``.
-4. float64 / float32 time per epoch for ours.
+   after training, ours with ``n_jobs=-1`` and ``n_jobs=None``: ``predict``
+   against torch's forward pass under ``torch.no_grad()``. A prediction is shared
+   with helper processes only when it is large enough (``MIN_PREDICT_MACS``).
+4. float64 / float32 time per epoch for ours with ``n_jobs=-1``.
 5. Peak memory of a 1-epoch fit on long sequences (T=1000), each measured in a
    fresh subprocess as the growth of the peak RSS over the RSS after imports and
-   data creation; ours at two batch sizes and two data-set sizes shows that the
-   peak grows with the batch, not with the data set.
-6. ``benchmarks/speed.png``: time per epoch against T and against H, ours and
-   torch (skipped with ``--no-plot``).
+   data creation, ours with ``n_jobs=-1`` (its helper processes included); ours
+   at two batch sizes and two data-set sizes shows that the peak grows with the
+   batch, not with the data set.
+6. ``benchmarks/speed.png``: time per epoch against T and against H, ours with
+   ``n_jobs=-1`` and torch (skipped with ``--no-plot``).
 
-How: every configuration (ours float32, torch, ours float64) of every workload
-runs in a fresh worker process of its own, driven by this script through JSON
-lines on its stdin and stdout. The speed of a NumPy program depends on the history
+How: every configuration (ours float32 with each ``n_jobs``, torch, ours float64)
+of every workload runs in a fresh worker process of its own, driven by this
+script through JSON lines on its stdin and stdout; the helper processes of a
+worker with ``n_jobs=-1`` start in its warm-up and serve its later fits, as they
+would in a user's process. The speed of a NumPy program depends on the history
 of its process: once large arrays have been freed, glibc keeps more memory
 instead of returning it to the system, and later temporaries skip their page
 faults. Fresh, separate processes measure each library as a user's new process
@@ -117,12 +136,24 @@ SWEEP_BASE = Workload("sweep", 1024, 50, 8, 64, 64)
 SWEEP_T = (10, 25, 50, 100, 200)
 SWEEP_H = (16, 32, 64, 128, 256)
 
-# The configurations timed on each workload: name -> (library, dtype).
+# The configurations timed on each workload: name -> (library, dtype, n_jobs).
+# n_jobs=-1 shares each mini-batch among the cores (helper processes, when the
+# shares are large enough); None, the default, computes it in the calling process
+# with BLAS on all its threads. torch ignores n_jobs.
+OURS = "ours n_jobs=-1"
+OURS_SERIAL = "ours n_jobs=None"
+TORCH = "torch"
+OURS_F64 = "ours float64 n_jobs=-1"
 CONFIGS = {
-    "ours": ("ours", "float32"),
-    "torch": ("torch", "float32"),
-    "ours float64": ("ours", "float64"),
+    OURS: ("ours", "float32", -1),
+    OURS_SERIAL: ("ours", "float32", None),
+    TORCH: ("torch", "float32", None),
+    OURS_F64: ("ours", "float64", -1),
 }
+# The n_jobs of ours in the sections that time one setting only (floor, float64,
+# memory, sweeps): the one that puts every core to the whole of the work, the
+# element-wise part included, where n_jobs=None spreads only the matrix products.
+SHARED_N_JOBS = -1
 
 
 @dataclass(frozen=True)
@@ -265,11 +296,12 @@ def load_ours():
     return LSTMRegressor
 
 
-def fit_ours(X, y, workload, epochs):
+def fit_ours(X, y, workload, epochs, n_jobs=None):
     from sklearn.exceptions import ConvergenceWarning
 
     est = load_ours()(
         hidden_layer_sizes=workload.n_hidden,
+        n_jobs=n_jobs,
         batch_size=workload.batch_size,
         max_iter=epochs,
         alpha=0.0,
@@ -333,8 +365,8 @@ class Backend:
     repeated requests on it time only the work itself.
     """
 
-    def __init__(self, dtype):
-        self.dtype = dtype
+    def __init__(self, dtype, n_jobs):
+        self.dtype, self.n_jobs = dtype, n_jobs
         self._data, self._model = {}, {}
 
     def data(self, workload):
@@ -357,14 +389,15 @@ class Backend:
 
 
 class OursBackend(Backend):
-    def __init__(self, dtype, clip, adam):
-        super().__init__(dtype)
+    def __init__(self, dtype, clip, adam, n_jobs):
+        super().__init__(dtype, n_jobs)
         load_ours()  # import now, not inside the first measurement
 
     def make_data(self, workload):
         return make_data(workload, self.dtype)
 
-    fit = staticmethod(fit_ours)
+    def fit(self, X, y, workload, epochs):
+        return fit_ours(X, y, workload, epochs, self.n_jobs)
 
     @staticmethod
     def forward(model, X):
@@ -372,8 +405,8 @@ class OursBackend(Backend):
 
 
 class TorchBackend(Backend):
-    def __init__(self, dtype, clip, adam):
-        super().__init__(dtype)
+    def __init__(self, dtype, clip, adam, n_jobs=None):
+        super().__init__(dtype, n_jobs)  # n_jobs: ours only
         self.torch = load_torch()
         self.clip, self.adam = clip, adam
 
@@ -393,7 +426,8 @@ BACKENDS = {"ours": OursBackend, "torch": TorchBackend}
 
 
 def make_backend(spec):
-    return BACKENDS[spec["impl"]](spec["dtype"], spec["clip"], spec["adam"])
+    args = spec["dtype"], spec["clip"], spec["adam"], spec["n_jobs"]
+    return BACKENDS[spec["impl"]](*args)
 
 
 def serve(spec):
@@ -407,8 +441,14 @@ def serve(spec):
         print(json.dumps(getattr(backend, task)(**request)), flush=True)
 
 
-def worker_spec(impl, dtype, clip):
-    return {"impl": impl, "dtype": dtype, "clip": clip, "adam": adam_settings()}
+def worker_spec(impl, dtype, clip, n_jobs=None):
+    return {
+        "impl": impl,
+        "dtype": dtype,
+        "clip": clip,
+        "adam": adam_settings(),
+        "n_jobs": n_jobs,
+    }
 
 
 class Worker:
@@ -443,10 +483,10 @@ class Worker:
 
 @contextmanager
 def fresh_workers(configs, clip):
-    """One new worker per configuration ``{name: (library, dtype)}``."""
+    """One new worker per configuration ``{name: (library, dtype, n_jobs)}``."""
     workers = {
-        name: Worker(worker_spec(impl, dtype, clip))
-        for name, (impl, dtype) in configs.items()
+        name: Worker(worker_spec(impl, dtype, clip, n_jobs))
+        for name, (impl, dtype, n_jobs) in configs.items()
     }
     try:
         yield workers
@@ -473,8 +513,8 @@ def measure(workload, configs, clip, timing, predict=True, gemm_size=None):
     ``gemm_size``, ``train["gemm"]`` is the best time of that square float32
     matmul in this process, and ``train["products"]`` and ``train["engine"]``
     the seconds per epoch of our matrix products alone (:func:`products_timer`)
-    and of our engine alone (:func:`engine_timer`), all timed in the same rounds
-    as the training.
+    and of our engine alone (:func:`engine_timer`) with ``n_jobs=-1``, all timed
+    in the same rounds as the training.
     """
     with fresh_workers(configs, clip) as workers:
         runners = {
@@ -509,22 +549,22 @@ def sgemm_timer(n, repeats=3):
 
 def products_timer(workload, repeats=3):
     """A callable giving the seconds per epoch of the matrix products alone that
-    each process of our fit makes, timed with BLAS on one thread (on all, when
-    the fit runs in one process).
+    the calling process of our fit with ``n_jobs=-1`` makes (see
+    :func:`process_share`), with BLAS on one thread while helpers compute, on
+    all its threads otherwise.
 
-    A fit that shares its batches among processes (see sklearn_lstm._parallel)
-    gives each of them a share of every batch; the processes run side by side,
-    one per core. The products of a share are those of the engine, at its
-    shapes: per step the gates ``[U | W | b]^T [h; x; 1]`` forward and ``U dz``
-    backward, and the weight gradients in one product per span of steps. No
-    element-wise work, no copies: what the engine would take if everything but
-    its matrix products were free.
+    The products of a share are those of the engine, at its shapes: per step the
+    gates ``[U | W | b]^T [h; x; 1]`` forward and ``U dz`` backward, and the
+    weight gradients in one product per span of steps. No element-wise work, no
+    copies: what the engine would take if everything but its matrix products
+    were free.
     """
     from sklearn_lstm._engine import _span_steps
 
     w = workload
     T, F, H = w.n_timesteps, w.n_features, w.n_hidden
-    shares, B = process_share(w)
+    share = process_share(w)
+    B = share.samples
     K = H + F + 1
     rng = np.random.default_rng(0)
 
@@ -537,7 +577,7 @@ def products_timer(workload, repeats=3):
     spans = [span] * (T // span) + ([T % span] if T % span else [])
     G, HXc, dM = rand(4 * H, span * B), rand(span * B, K), rand(4 * H, K)
 
-    def one_batch():
+    def one_share():
         for t in range(T):
             np.dot(M, columns[t], z)
         for _ in range(T - 1):
@@ -545,59 +585,100 @@ def products_timer(workload, repeats=3):
         for n in spans:
             np.matmul(G[:, : n * B], HXc[: n * B], dM)
 
-    return epoch_timer(w, shares, one_batch, repeats)
+    return epoch_timer(w, share, one_share, repeats)
 
 
 def engine_timer(workload, repeats=3):
-    """A callable giving the seconds per epoch of the engine's work alone in each
-    process of our fit: forward, loss and backward of its share of every batch,
-    timed like :func:`products_timer`. No optimizer step, no batch gathering, no
-    messages between the processes."""
+    """A callable giving the seconds per epoch of the engine's work alone in the
+    calling process of our fit with ``n_jobs=-1``: forward, loss and backward
+    (``share_loss_grad``) of its shares of every batch, timed like
+    :func:`products_timer`. No optimizer step, no batch gathering, no messages
+    to the helper processes."""
     from sklearn_lstm._engine import Workspace
-    from sklearn_lstm._parallel import batch_loss_grad
+    from sklearn_lstm._network import Network
+    from sklearn_lstm._objective import Batch, Sequences, share_loss_grad
 
     w = workload
-    T, F, H = w.n_timesteps, w.n_features, w.n_hidden
-    shares, B = process_share(w)
+    T, F = w.n_timesteps, w.n_features
+    share = process_share(w)
+    B = share.samples
+    network = Network.stack(F, [w.n_hidden], 1)
+    params = network.init(np.random.RandomState(0), np.float32)
     rng = np.random.default_rng(0)
-    shapes = [(F, 4 * H), (H, 4 * H), (4 * H,), (H, 1), (1,)]
-    params = [0.1 * rng.standard_normal(shape, dtype=np.float32) for shape in shapes]
     X = rng.standard_normal((B, T, F), dtype=np.float32)
     y = rng.standard_normal((B, 1), dtype=np.float32)
+    # Weights divided by the sum over the whole batch, as the fit passes them.
     weights = np.full(B, 1.0 / w.batch_size, dtype=np.float32)
+    batch = Batch(Sequences(X, None), y, weights, None)
     workspace = Workspace()
 
-    def one_batch():
-        batch_loss_grad(X, y, weights, params, None, None, "identity", workspace)
+    def one_share():
+        share_loss_grad(network, params, batch, "identity", workspace)
 
-    return epoch_timer(w, shares, one_batch, repeats)
+    return epoch_timer(w, share, one_share, repeats)
 
 
-def epoch_timer(workload, shares, one_batch, repeats):
-    """A callable timing ``one_batch()`` as each of ``shares`` processes runs it,
-    best of ``repeats``, times the batches of an epoch of ``workload``."""
+def epoch_timer(workload, share, one_share, repeats):
+    """A callable timing ``one_share()`` (best of ``repeats``) times the shares
+    that the calling process computes in each batch of an epoch of
+    ``workload``, with BLAS limited as in that fit (:func:`process_share`)."""
     from threadpoolctl import threadpool_limits
 
     n_batches = -(-workload.n_samples // workload.batch_size)
-    limit = 1 if shares > 1 else None  # a fit in one process gives BLAS all cores
+    # While helpers compute, the fit holds BLAS on one thread; alone, it leaves
+    # BLAS all of them.
+    limit = 1 if share.helpers else None
 
     def timer():
         with threadpool_limits(limits=limit, user_api="blas"):
-            return n_batches * min(seconds(one_batch) for _ in range(repeats))
+            best = min(seconds(one_share) for _ in range(repeats))
+        return n_batches * share.rounds * best
 
     return timer
 
 
+@dataclass(frozen=True)
+class Share:
+    """How our fit with ``n_jobs=-1`` computes each batch of a workload."""
+
+    shares: int  # the batch is cut into this many shares
+    samples: int  # of the largest share
+    helpers: int  # helper processes that compute shares (0: all in this process)
+
+    @property
+    def rounds(self):
+        """Shares the calling process computes per batch: one per round of
+        ``helpers + 1`` shares computed side by side."""
+        return -(-self.shares // (self.helpers + 1))
+
+    def describe(self):
+        if self.helpers:
+            helpers = f"{self.helpers} helper process" + "es" * (self.helpers > 1)
+            return (
+                f"{self.shares} shares of {self.samples} samples, this process and "
+                f"{helpers}, one core each"
+            )
+        if self.shares > 1:
+            return f"{self.shares} shares of {self.samples} samples, one by one here"
+        return "the whole batch here"
+
+
 def process_share(workload):
-    """How many processes our fit shares each batch of ``workload`` among, and
-    the samples of each share (the largest)."""
-    from sklearn_lstm._parallel import n_processes
+    """How our fit with ``n_jobs=-1`` cuts each batch of ``workload`` and who
+    computes the shares, as ``sklearn_lstm._backend`` and ``_processes`` decide."""
+    from sklearn_lstm._backend import effective_n_jobs
+    from sklearn_lstm._network import Network
+    from sklearn_lstm._processes import ProcessBackend
 
     w = workload
-    shares = n_processes(
-        w.batch_size, w.n_timesteps, (w.n_hidden,), w.n_features, N_THREADS
-    )
-    return shares, -(-w.batch_size // shares)
+    n_shares = effective_n_jobs(SHARED_N_JOBS)
+    shares = min(n_shares, w.batch_size)  # no empty shares
+    helpers = 0
+    if n_shares > 1:  # else the serial backend
+        network = Network.stack(w.n_features, [w.n_hidden], 1)
+        backend = ProcessBackend(n_shares)
+        helpers = backend.n_helpers(network, "fit", w.batch_size, w.n_timesteps)
+    return Share(shares, -(-w.batch_size // shares), min(helpers, shares - 1))
 
 
 def lstm_matmul_flops(workload):
@@ -638,17 +719,17 @@ def reset_peak_rss():
 def helper_peak_rss_mib():
     """Sum of the peak RSS of our helper processes (Linux), whole processes.
 
-    A fit that shares its batches with helper processes (sklearn_lstm._parallel)
-    started them, so all their memory counts, interpreter and NumPy included;
-    pages they share with this process (libraries, the shared file) count twice.
+    A fit with ``n_jobs`` > 1 that shares its batches with helper processes
+    (``sklearn_lstm._processes``) started them, so all their memory counts,
+    interpreter and NumPy included; pages they share with this process
+    (libraries, their memory files) count twice. The helpers outlive the fit
+    (until they have been idle a while), so their peaks can be read after it.
     """
-    try:
-        from sklearn_lstm import _parallel
-    except ImportError:
-        return 0.0
+    from sklearn_lstm._processes import RUNTIME
+
     total = 0.0
-    for helper in _parallel._helpers:
-        with open(f"/proc/{helper.process.pid}/status") as f:
+    for pid in RUNTIME.pids():
+        with open(f"/proc/{pid}/status") as f:
             for line in f:
                 if line.startswith("VmHWM:"):
                     total += int(line.split()[1]) / 2**10
@@ -669,8 +750,11 @@ def memory_child(spec, workload):
 
 
 def measure_memory(impl, workload, clip):
-    """Peak RSS growth (MiB) of a 1-epoch float32 fit, in a fresh subprocess."""
-    child = {"spec": worker_spec(impl, "float32", clip), "workload": workload.__dict__}
+    """Peak RSS growth (MiB) of a 1-epoch float32 fit, in a fresh subprocess;
+    ours with ``n_jobs=-1``."""
+    n_jobs = SHARED_N_JOBS if impl == "ours" else None
+    spec = worker_spec(impl, "float32", clip, n_jobs)
+    child = {"spec": spec, "workload": workload.__dict__}
     cmd = [sys.executable, str(SCRIPT), "--_memory-child", json.dumps(child)]
     done = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -787,6 +871,10 @@ def print_header(torch, settings, clip):
     else:
         torch_clip = f", torch clip_grad_norm_(max_norm={clip})" if torch else ""
         print(f"gradient clipping: ours max_grad_norm={clip} (its default){torch_clip}")
+    print(
+        f"ours: LSTMRegressor with n_jobs=-1 ({effective_n_jobs_here()} shares "
+        "per batch) and with n_jobs=None (the default, one process)"
+    )
     print("each configuration of each workload runs in a fresh worker process")
     t = settings.timing
     print(
@@ -797,32 +885,75 @@ def print_header(torch, settings, clip):
     print()
 
 
-def report_training(workloads, results):
-    print("## 1. Training time per epoch (float32)\n")
-    rows, ratios = [], []
-    for w in workloads:
-        train = results[w.name][0]
-        ours, theirs = train["ours"], train.get("torch")
-        r = ratio(ours, theirs)
-        if r is not None:
-            ratios.append((r, w.name))
-        rows.append([w.name, w.describe(), fmt_s(ours), fmt_s(theirs), fmt_ratio(r)])
-    headers = ["workload", "shape", "ours s/epoch", "torch s/epoch", "ours/torch"]
-    print_table(headers, rows)
-    if ratios:
+# Ours in the two-setting tables: (configuration, short label).
+OURS_SETTINGS = ((OURS, "n_jobs=-1"), (OURS_SERIAL, "n_jobs=None"))
+
+
+def print_ratio_summary(workloads, times, what):
+    """Geometric mean and worst of ours / torch for each ``n_jobs`` setting;
+    ``times[name][config]`` in seconds, ``what`` names the ratio."""
+    for config, label in OURS_SETTINGS:
+        ratios = [
+            (ratio(times[w.name][config], times[w.name].get(TORCH)), w.name)
+            for w in workloads
+        ]
+        ratios = [(r, name) for r, name in ratios if r is not None]
+        if not ratios:
+            continue
         worst, worst_name = max(ratios)
         mean = geometric_mean([r for r, _ in ratios])
         print(
-            f"geometric mean of ours/torch: {mean:.2f}; "
-            f"worst: {worst:.2f} ({worst_name})\n"
+            f"ours {label}: geometric mean of {what} {mean:.2f}; "
+            f"worst {worst:.2f} ({worst_name})"
         )
+    print()
+
+
+def report_training(workloads, results):
+    print(
+        "## 1. Training time per epoch (float32), ours with n_jobs=-1 and n_jobs=None\n"
+    )
+    rows, times = [], {}
+    for w in workloads:
+        train = times[w.name] = results[w.name][0]
+        theirs = train.get(TORCH)
+        ours = [train[config] for config, _ in OURS_SETTINGS]
+        rows.append(
+            [w.name, w.describe(), *map(fmt_s, ours), fmt_s(theirs)]
+            + [fmt_ratio(ratio(t, theirs)) for t in ours]
+        )
+    headers = [
+        "workload",
+        "shape",
+        "n_jobs=-1 s/epoch",
+        "n_jobs=None s/epoch",
+        "torch s/epoch",
+        "-1/torch",
+        "None/torch",
+    ]
+    print_table(headers, rows)
+    print_ratio_summary(workloads, times, "ours/torch")
+    # What n_jobs=-1 did on each workload: the ratios depend on it.
+    print(f"n_jobs=-1 on {effective_n_jobs_here()} usable cores, per batch:")
+    for w in workloads:
+        print(f"- {w.name}: {process_share(w).describe()}")
+    print()
+
+
+def effective_n_jobs_here():
+    from sklearn_lstm._backend import effective_n_jobs
+
+    return effective_n_jobs(SHARED_N_JOBS)
 
 
 def report_floor(workload, train, settings):
     """``train``: the best seconds per epoch on ``workload`` of each configuration,
     with ``"gemm"``, the square sgemm, ``"engine"`` and ``"products"``, our engine
     and our matrix products alone, timed in the same rounds."""
-    print(f"## 2. {workload.name}'s floor from this machine's float32 GEMM rate\n")
+    print(
+        f"## 2. {workload.name}'s floor from this machine's float32 GEMM rate, "
+        "ours with n_jobs=-1\n"
+    )
     n = settings.gemm_size
     rate = 2 * n**3 / train["gemm"]
     flops = lstm_matmul_flops(workload)
@@ -835,19 +966,14 @@ def report_floor(workload, train, settings):
         f"{workload.name} matmul FLOPs per epoch: {flops / 1e9:.2f} GFLOP "
         f"-> floor {fmt_s(floor)} s\n"
     )
-    shares, samples = process_share(workload)
-    how = (
-        f"{samples} samples of each batch in each of {shares} processes, one core each"
-        if shares > 1
-        else "one process"
-    )
+    how = process_share(workload).describe()
     rows = [
-        ("ours", train["ours"]),
-        (f"ours, engine alone ({how})", train["engine"]),
-        (f"ours, matrix products alone ({how})", train["products"]),
+        ("ours n_jobs=-1", train[OURS]),
+        (f"ours n_jobs=-1, engine alone ({how})", train["engine"]),
+        (f"ours n_jobs=-1, matrix products alone ({how})", train["products"]),
     ]
-    if "torch" in train:
-        rows.append(("torch", train["torch"]))
+    if TORCH in train:
+        rows.append(("torch", train[TORCH]))
     print("| what | s/epoch | x the floor |")
     print("|---|---:|---:|")
     for name, value in rows:
@@ -856,30 +982,39 @@ def report_floor(workload, train, settings):
 
 
 def report_predict(workloads, results):
-    print("## 3. Prediction throughput on the full data set (float32)\n")
-    rows = []
+    print(
+        "## 3. Prediction throughput on the full data set (float32), ours with "
+        "n_jobs=-1 and n_jobs=None\n"
+    )
+    rows, times = [], {}
     for w in workloads:
-        t = results[w.name][1]
-        ours, theirs = t["ours"], t.get("torch")
+        t = times[w.name] = results[w.name][1]
+        theirs = t.get(TORCH)
+        ours = [t[config] for config, _ in OURS_SETTINGS]
         rows.append(
-            [
-                w.name,
-                w.n_samples,
-                fmt_rate(w.n_samples, ours),
-                fmt_rate(w.n_samples, theirs),
-                fmt_ratio(ratio(ours, theirs)),
-            ]
+            [w.name, w.n_samples]
+            + [fmt_rate(w.n_samples, s) for s in (*ours, theirs)]
+            + [fmt_ratio(ratio(s, theirs)) for s in ours]
         )
-    headers = ["workload", "N", "ours samples/s", "torch samples/s", "ours/torch time"]
+    headers = [
+        "workload",
+        "N",
+        "n_jobs=-1 samples/s",
+        "n_jobs=None samples/s",
+        "torch samples/s",
+        "-1/torch time",
+        "None/torch time",
+    ]
     print_table(headers, rows)
+    print_ratio_summary(workloads, times, "ours/torch time")
 
 
 def report_dtypes(workloads, results):
-    print("## 4. Ours: float64 / float32 time per epoch\n")
+    print("## 4. Ours with n_jobs=-1: float64 / float32 time per epoch\n")
     rows = []
     for w in workloads:
         t = results[w.name][0]
-        f32, f64 = t["ours"], t["ours float64"]
+        f32, f64 = t[OURS], t[OURS_F64]
         rows.append([w.name, fmt_s(f32), fmt_s(f64), fmt_ratio(f64 / f32)])
     headers = ["workload", "float32 s/epoch", "float64 s/epoch", "float64/float32"]
     print_table(headers, rows)
@@ -888,7 +1023,7 @@ def report_dtypes(workloads, results):
 def report_memory(impls, base, cases, clip):
     print(
         f"## 5. Peak RSS growth of a 1-epoch fit (T={base.n_timesteps} "
-        f"F={base.n_features} H={base.n_hidden}, float32, "
+        f"F={base.n_features} H={base.n_hidden}, float32, ours with n_jobs=-1, "
         "a fresh subprocess each)\n"
     )
     progress(f"memory, {len(cases) * len(impls)} subprocesses")
@@ -901,7 +1036,9 @@ def report_memory(impls, base, cases, clip):
         x_mib = w.n_samples * w.n_timesteps * w.n_features * 4 / 2**20
         row = [w.n_samples, w.batch_size, f"{x_mib:.1f}"]
         rows.append(row + [f"{growth[i, w]['growth_mib']:.1f}" for i in impls])
-    print_table(["N", "batch", "X MiB"] + [f"{i} MiB" for i in impls], rows)
+    names = {"ours": "ours n_jobs=-1"}
+    headers = ["N", "batch", "X MiB"] + [f"{names.get(i, i)} MiB" for i in impls]
+    print_table(headers, rows)
     helpers = [r["helpers_mib"] for (impl, _), r in growth.items() if impl == "ours"]
     if any(helpers):
         print(
@@ -930,7 +1067,7 @@ def sweep(configs, timing, base, field, values, clip):
 
 def report_sweeps(configs, settings, base, t_values, h_values, clip, plot_path):
     print(
-        f"## 6. Scaling (around {base.describe()}, float32, "
+        f"## 6. Scaling (around {base.describe()}, float32, ours with n_jobs=-1, "
         f"{settings.sweep.epochs} epoch(s), best of {settings.sweep.repeats})\n"
     )
     by_t = sweep(configs, settings.sweep, base, "n_timesteps", t_values, clip)
@@ -938,7 +1075,7 @@ def report_sweeps(configs, settings, base, t_values, h_values, clip, plot_path):
     rows = []
     for label, values, times in (("T", t_values, by_t), ("H", h_values, by_h)):
         for k, v in enumerate(values):
-            ours, theirs = times["ours"][k], times.get("torch", [None] * len(values))[k]
+            ours, theirs = times[OURS][k], times.get(TORCH, [None] * len(values))[k]
             rows.append(
                 [
                     f"{label}={v}",
@@ -947,7 +1084,8 @@ def report_sweeps(configs, settings, base, t_values, h_values, clip, plot_path):
                     fmt_ratio(ratio(ours, theirs)),
                 ]
             )
-    print_table(["setting", "ours s/epoch", "torch s/epoch", "ours/torch"], rows)
+    headers = ["setting", "n_jobs=-1 s/epoch", "torch s/epoch", "-1/torch"]
+    print_table(headers, rows)
     plot_sweeps(base, t_values, by_t, h_values, by_h, plot_path)
     print(f"plot written to {plot_path}\n")
 
@@ -964,7 +1102,7 @@ def plot_sweeps(base, t_values, by_t, h_values, by_h, path):
         (axes[1], h_values, by_h, "hidden units H", f"T={base.n_timesteps}"),
     ]
     for ax, xs, times, xlabel, fixed in panels:
-        for name, marker in (("ours", "o"), ("torch", "s")):
+        for name, marker in ((OURS, "o"), (TORCH, "s")):
             if name in times:
                 ax.plot(xs, times[name], marker=marker, label=name)
         ax.set(
@@ -978,7 +1116,9 @@ def plot_sweeps(base, t_values, by_t, h_values, by_h, path):
         ax.minorticks_off()
         ax.grid(True, alpha=0.3)
         ax.legend()
-    fig.suptitle("Training time per epoch, sklearn_lstm vs PyTorch (float32)")
+    fig.suptitle(
+        "Training time per epoch, sklearn_lstm (n_jobs=-1) vs PyTorch (float32)"
+    )
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
@@ -1051,7 +1191,7 @@ def run(args):
     impls = ["ours"] + (["torch"] if torch else [])
     report_memory(impls, *memory, clip)
     if plot_path is not None:
-        sweep_configs = {n: c for n, c in configs.items() if c[1] == "float32"}
+        sweep_configs = {n: c for n, c in configs.items() if n in (OURS, TORCH)}
         report_sweeps(sweep_configs, settings, *sweeps, clip, plot_path)
     wall = time.perf_counter() - start
     share = others_cpu_share(cpu_start, cpu_seconds(), wall)

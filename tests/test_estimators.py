@@ -5,6 +5,7 @@ so that the whole module runs in well under a minute on two cores.
 """
 
 import pickle
+import sys
 import warnings
 
 import numpy as np
@@ -575,6 +576,16 @@ def test_convergence_warning_when_max_iter_ends_training(cls):
     X, y = first_step_classification(n=30, n_timesteps=4)
     with pytest.warns(ConvergenceWarning, match="maximum iterations"):
         tiny(cls, max_iter=2).fit(X, y)
+
+
+def test_warnings_point_at_the_users_line():
+    X, y = first_step_classification(n=30, n_timesteps=4)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tiny(LSTMClassifier, max_iter=1).fit(X, y)  # the line warned about
+        line = sys._getframe().f_lineno - 1
+    assert [w.category for w in caught] == [ConvergenceWarning]
+    assert (caught[0].filename, caught[0].lineno) == (__file__, line)
 
 
 def diverging(cls):
