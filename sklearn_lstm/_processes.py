@@ -25,8 +25,10 @@ The helpers:
 * exchange arrays through a memory file of their own and short messages through a
   socket written with ``MSG_NOSIGNAL`` (a helper's death never raises SIGPIPE);
   every wait for one is bounded;
-* are never pinned to cores, and never change this process's affinity; waits
-  block, they do not spin;
+* are never pinned to cores, and never change this process's affinity; a wait
+  polls its socket for a moment (a fraction of a share's time, a millisecond at
+  most: waking a sleeping process costs from tens of microseconds to
+  milliseconds, and may land it on the waker's core), then sleeps;
 * exit when this process closes their socket (or dies), and by themselves after
   :data:`IDLE_SECONDS` without work.
 
@@ -68,6 +70,11 @@ START_SECONDS = 10.0
 #: :data:`REPLY_FLOOR_SECONDS`, is given up.
 REPLY_FACTOR = 10.0
 REPLY_FLOOR_SECONDS = 1.0
+
+#: A waiting process polls its socket for this fraction of a share's time, and at
+#: most MAX_POLL_SECONDS, before it sleeps.
+POLL_FRACTION = 0.3
+MAX_POLL_SECONDS = 0.001
 
 #: A helper with no fit or prediction to serve exits after this many seconds.
 IDLE_SECONDS = 45.0
@@ -117,6 +124,16 @@ def _send(sock, kind, payload=b""):
     sock.sendall(_HEADER.pack(kind, len(payload)) + payload, socket.MSG_NOSIGNAL)
 
 
+def _poll(sock, seconds):
+    """Whether ``sock`` has data within ``seconds``, asked without sleeping."""
+    end = time.monotonic() + seconds
+    while True:
+        if select.select([sock], [], [], 0)[0]:
+            return True
+        if time.monotonic() >= end:
+            return False
+
+
 def _read_exactly(sock, n, deadline=None):
     chunks = []
     while n:
@@ -132,7 +149,11 @@ def _read_exactly(sock, n, deadline=None):
     return b"".join(chunks)
 
 
-def _receive(sock, deadline=None):
+def _receive(sock, deadline=None, poll=0.0):
+    """The next message, after polling for ``poll`` seconds; TimeoutError when
+    none came by ``deadline``."""
+    if poll > 0:
+        _poll(sock, poll)
     kind, length = _HEADER.unpack(_read_exactly(sock, _HEADER.size, deadline))
     return kind, _read_exactly(sock, length, deadline) if length else b""
 
@@ -144,6 +165,10 @@ class _Slot(NamedTuple):
     offset: int
     dtype: str
     shape: tuple
+
+
+class _SessionNetwork:
+    """Stands for the session's network in a message (sent once, at its start)."""
 
 
 def _arrays_to_slots(obj, arrays, offset):
@@ -282,33 +307,39 @@ if kind == b"R":
 def _helper_main(sock, file_fd, idle_seconds):
     """The loop of a helper: one share per message, until the socket closes."""
     memory = _Memory(file_fd)
-    workspace = None  # None between sessions
+    workspace = network = None  # None between sessions
+    poll = 0.0  # how long to poll for the next share (see MAX_POLL_SECONDS)
     while True:
         if workspace is None and not select.select([sock], [], [], idle_seconds)[0]:
             return  # idle: the next session starts another helper
         try:
-            kind, payload = _receive(sock)
+            kind, payload = _receive(sock, poll=poll if workspace is not None else 0.0)
         except (EOFError, OSError):  # this helper's training process has gone
             return
         try:
             if kind == b"S":  # a session starts
-                workspace = Workspace()
+                workspace, network = Workspace(), pickle.loads(payload)
                 _send(sock, b"A")
             elif kind == b"F":  # it ended: let its memory go
-                workspace = None
+                workspace = network = None
                 memory.release()
             elif kind == b"W":
-                _send(sock, *_serve(memory, workspace, payload))
+                start = time.monotonic()
+                reply = _serve(memory, workspace, network, payload)
+                seconds = time.monotonic() - start
+                poll = min(MAX_POLL_SECONDS, POLL_FRACTION * seconds)
+                _send(sock, *reply)
         except OSError:
             return
 
 
-def _serve(memory, workspace, payload):
+def _serve(memory, workspace, network, payload):
     """Compute one share; the reply's kind and payload."""
     try:
         op, args, size, end = pickle.loads(payload)
         memory.map(size)
-        args = _slots_to_arrays(args, memory.buffer)
+        args = [network if isinstance(arg, _SessionNetwork) else arg
+                for arg in _slots_to_arrays(args, memory.buffer)]
         with np.errstate(over="ignore", invalid="ignore"):
             result = OPS[op](*args, workspace)
         del args
@@ -351,22 +382,25 @@ class _Helper:
             raise
         finally:
             theirs.close()
-        import numpy
-
         code = {
             "package": __package__,
             "modules": _SOURCES,
-            "numpy_dir": os.path.dirname(os.path.dirname(numpy.__file__)),
+            "numpy_dir": os.path.dirname(os.path.dirname(np.__file__)),
             "idle_seconds": runtime.idle_seconds,
         }
         self.ready = False
+        self.network = None  # the network of the session under way
         self.busy = False  # a share was sent and its result not read
         self._sent_at = 0.0
         self._end = 0  # where the inputs of the share under way end
         try:
+            # Bounded: a helper that never reads cannot hold up this process.
+            self.sock.settimeout(runtime.start_seconds)
             _send(self.sock, b"C", pickle.dumps(code))
         except OSError:
-            pass  # it exited at once: wait_ready says why
+            pass  # it exited at once or does not read: wait_ready says why
+        finally:
+            self.sock.settimeout(None)
 
     @property
     def pid(self):
@@ -376,7 +410,7 @@ class _Helper:
         """Wait for the helper's report; raise HelperLost if it is not right."""
         if self.ready:
             return
-        kind, payload = self._receive(deadline, "to start")
+        kind, payload = self._receive(deadline, "report ready")
         if kind == b"E":
             raise HelperLost(
                 "could not load the package's engine:\n"
@@ -392,27 +426,31 @@ class _Helper:
             raise HelperLost("runs code that differs from this process's")
         self.ready = True
 
-    def start_session(self, deadline):
-        _send(self.sock, b"S")
-        kind, _ = self._receive(deadline, "to start a session")
+    def start_session(self, deadline, network):
+        self.network = network
+        _send(self.sock, b"S", pickle.dumps(network))
+        kind, _ = self._receive(deadline, "answer the start of a session")
         if kind != b"A":
             raise HelperLost(f"answered {kind!r} to the start of a session")
 
     def submit(self, task):
         """Copy the share's arrays into the memory file, and start it."""
         op, args = task
+        # The network went with the session's start: not pickled for every share.
+        args = [_SessionNetwork() if arg is self.network else arg for arg in args]
         try:
             slots, self._end = self.memory.write(args)
-            _send(self.sock, b"W", pickle.dumps((op, slots, self.memory.size, self._end)))
+            message = pickle.dumps((op, slots, self.memory.size, self._end))
+            _send(self.sock, b"W", message)
         except OSError as exc:
             raise HelperLost(f"cannot be sent a share ({exc})") from None
         self.busy = True
         self._sent_at = time.monotonic()
 
-    def result(self, wait):
+    def result(self, wait, poll=0.0):
         """The share's result, with views of the memory file for its arrays."""
         deadline = self._sent_at + wait
-        kind, payload = self._receive(deadline, "to answer")
+        kind, payload = self._receive(deadline, "answer a share", poll)
         self.busy = False
         if kind == b"E":
             raise HelperLost(
@@ -422,13 +460,14 @@ class _Helper:
         self.memory.map(size)
         return _slots_to_arrays(slots, self.memory.buffer)
 
-    def _receive(self, deadline, doing):
+    def _receive(self, deadline, doing, poll=0.0):
         try:
-            return _receive(self.sock, deadline)
+            return _receive(self.sock, deadline, poll)
         except TimeoutError:
-            seconds = max(0.0, deadline - self._sent_at) if doing == "to answer" else 0
+            share = doing == "answer a share"
+            seconds = max(0.0, deadline - self._sent_at) if share else 0
             raise HelperLost(
-                f"did not answer {doing} in time"
+                f"did not {doing} in time"
                 + (f" ({seconds:.1f} s)" if seconds else "")
             ) from None
         except (EOFError, OSError):
@@ -515,19 +554,19 @@ class HelperRuntime:
         self._lock = threading.Lock()
         self._pid = os.getpid()
 
-    def acquire(self, n):
-        """``n`` helpers ready for a session, or None when another thread's
-        session has them. Raises HelperLost when they cannot start (which
-        happens once per process: later sessions compute alone)."""
+    def acquire(self, n, network):
+        """``n`` helpers ready for a session of ``network``, or None when another
+        thread's session has them. Raises HelperLost when they cannot start
+        (which happens once per process: later sessions compute alone)."""
         if not self._lock.acquire(blocking=False):
             return None
         try:
-            return self._ready_helpers(n)
+            return self._ready_helpers(n, network)
         except BaseException:
             self._lock.release()
             raise
 
-    def _ready_helpers(self, n):
+    def _ready_helpers(self, n, network):
         for attempt in range(2):
             for helper in [h for h in self._helpers if not h.alive()]:
                 self._drop(helper)
@@ -545,7 +584,7 @@ class HelperRuntime:
             try:
                 deadline = time.monotonic() + self.start_seconds
                 for helper in helpers:
-                    helper.start_session(deadline)
+                    helper.start_session(deadline, network)
             except (OSError, HelperLost) as exc:
                 # One that exited when idle just now: start another, once.
                 for helper in helpers:
@@ -669,7 +708,7 @@ class ProcessBackend(SerialBackend):
         helpers = None
         if n > 0:
             try:
-                helpers = self.runtime.acquire(n)
+                helpers = self.runtime.acquire(n, network)
             except HelperLost as exc:
                 warn_user(
                     f"n_jobs={self.n_shares}: helper processes {exc}. Every share "
@@ -720,8 +759,9 @@ class ProcessBackend(SerialBackend):
 
     def _result(self, helper):
         wait = max(REPLY_FLOOR_SECONDS, REPLY_FACTOR * self._slowest)
+        poll = min(MAX_POLL_SECONDS, POLL_FRACTION * self._slowest)
         try:
-            return helper.result(wait)
+            return helper.result(wait, poll)
         except HelperLost as exc:
             self._lose(helper, exc)
             return None

@@ -1,0 +1,1071 @@
+"""The backends: where a fit's and a prediction's computations run.
+
+What users rely on, tested through the seam (``SerialBackend``, ``ProcessBackend``
+with a ``HelperRuntime``) and through the estimators' ``n_jobs``:
+
+* ``n_jobs`` alone fixes how a mini-batch is cut into shares and in which order
+  their results are added, so a fit and its predictions are the same bit for bit
+  whether helper processes computed shares or not (BLAS held to one thread, another
+  thread holding the helpers, joblib's backends);
+* a default estimator starts no process;
+* a helper that stops, dies, never starts or exits at once costs a bounded wait and
+  a warning, never the model (which stays bitwise the one of an undisturbed fit) nor
+  the process (SIGPIPE), and leaves BLAS's limits and the cores as they were;
+* helpers are isolated interpreters that run the code this process loaded (not the
+  files on disk, the current directory or PYTHONPATH), load neither scikit-learn
+  nor SciPy, live in a session of their own, and exit when idle or when the
+  training process exits.
+
+Sizes are chosen so that helpers take part (a share of a mini-batch has at least
+``MIN_SHARE_MACS`` multiply-adds, a prediction ``MIN_PREDICT_MACS``), and the tests
+check that they did: from the helpers' CPU time (``/proc/<pid>/schedstat``) or from
+the shares this process computed itself.
+"""
+
+import hashlib
+import os
+import pickle
+import re
+import select
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import warnings
+from contextlib import contextmanager
+
+import joblib
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import GridSearchCV
+from threadpoolctl import threadpool_info, threadpool_limits
+
+import sklearn_lstm
+from sklearn_lstm import LSTMClassifier, LSTMRegressor
+from sklearn_lstm._backend import (
+    SerialBackend,
+    effective_n_jobs,
+    make_backend,
+    usable_cores,
+)
+from sklearn_lstm._engine import Workspace
+from sklearn_lstm._network import Network
+from sklearn_lstm._objective import Batch, Sequences, share_loss_grad
+from sklearn_lstm._processes import (
+    MIN_PREDICT_MACS,
+    MIN_SHARE_MACS,
+    REPLY_FLOOR_SECONDS,
+    RUNTIME,
+    HelperRuntime,
+    ProcessBackend,
+    blas_threads,
+)
+
+pytestmark = [
+    pytest.mark.skipif(
+        os.name != "posix", reason="helper processes run on POSIX systems only"
+    ),
+    pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning"),
+]
+
+#: Helpers take part only when this process may use two cores and BLAS two threads.
+requires_helpers = pytest.mark.skipif(
+    os.name != "posix" or min(usable_cores(), blas_threads()) < 2,
+    reason="helpers take part only with two cores and two BLAS threads",
+)
+#: Process states, CPU times and memory maps are read from /proc.
+requires_proc = pytest.mark.skipif(
+    not os.path.exists("/proc/self/schedstat"), reason="needs Linux's /proc"
+)
+
+PACKAGE_DIR = os.path.dirname(os.path.abspath(sklearn_lstm.__file__))
+#: Scripts run in other processes import the package that this one imported.
+IMPORT_THIS_PACKAGE = (
+    f"import sys; sys.path.insert(0, {os.path.dirname(PACKAGE_DIR)!r})\n"
+)
+
+
+# ---------------------------------------------------------------- processes
+def proc_state(pid):
+    """The state letter of process ``pid`` (``"Z"`` for a zombie), None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as file:
+            return file.read().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+
+
+def running(pid):
+    return proc_state(pid) not in (None, "Z", "X")
+
+
+def wait_until(condition, seconds, step=0.01):
+    """Poll ``condition`` for at most ``seconds``; the seconds it took, or None."""
+    start = time.monotonic()
+    while True:
+        if condition():
+            return time.monotonic() - start
+        if time.monotonic() - start > seconds:
+            return None
+        time.sleep(step)
+
+
+def gone_within(pid, seconds):
+    """Wait for process ``pid`` to end; the seconds it took, or None."""
+    return wait_until(lambda: not running(pid), seconds)
+
+
+def children():
+    """Running child processes of this process."""
+    me, pids = os.getpid(), set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as file:
+                fields = file.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == me and fields[0] not in ("Z", "X"):
+            pids.add(int(entry))
+    return pids
+
+
+def cpu_seconds(pids):
+    """CPU time the processes ``pids`` have run, in seconds (nanosecond counts)."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/schedstat") as file:
+                total += int(file.read().split()[0])
+        except (FileNotFoundError, ProcessLookupError):  # reaped
+            pass
+    return total / 1e9
+
+
+def settled_cpu_seconds(pids):
+    """:func:`cpu_seconds` once helpers that just answered have gone to sleep (a
+    waiting process polls its socket for a millisecond at most)."""
+    time.sleep(0.05)
+    return cpu_seconds(pids)
+
+
+def blas_limits():
+    return {lib["filepath"]: lib["num_threads"] for lib in threadpool_info()}
+
+
+def assert_blas_limits_as(before):
+    after = blas_limits()
+    assert {path: after.get(path) for path in before} == before
+
+
+@contextmanager
+def recording():
+    """Record every warning but ConvergenceWarning: yields the list of messages."""
+    messages = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield messages
+    messages += [
+        str(w.message) for w in caught if not issubclass(w.category, ConvergenceWarning)
+    ]
+
+
+# ------------------------------------------------------------- the seam's data
+def problem(loss, dtype, ragged, dropout, B=64, T=32, F=3, sizes=(32, 16), n_out=3,
+            seed=0):
+    """A network, its parameters and a mini-batch (as the estimators make them)."""
+    rng = np.random.default_rng(seed)
+    network = Network.stack(F, sizes, n_out)
+    params = network.init(np.random.RandomState(seed), dtype)
+    X = rng.normal(size=(B, T, F))
+    lengths = None
+    if ragged:
+        lengths = rng.integers(1, T + 1, B)
+        lengths[0] = T
+        X[np.arange(T) >= lengths[:, None]] = 0.0  # padding is zero
+    if loss == "softmax":
+        y = np.eye(n_out)[rng.integers(0, n_out, B)]
+    elif loss == "logistic":
+        y = rng.integers(0, 2, (B, n_out)).astype(float)
+    else:
+        y = rng.normal(size=(B, n_out))
+    weights = rng.uniform(0.5, 2.0, B)
+    weights /= weights.sum()
+    masks = None
+    if dropout:  # inverted dropout; the first layer's recurrence has none
+        def mask(shape, rate):
+            return ((rng.random(shape) >= rate) / (1.0 - rate)).astype(dtype)
+
+        (x0, _), (x1, h1) = network.mask_shapes(B)
+        masks = [(mask(x0, 0.2), None), (mask(x1, 0.3), mask(h1, 0.25))]
+    batch = Batch(
+        Sequences(X.astype(dtype), lengths), y.astype(dtype), weights.astype(dtype),
+        masks,
+    )
+    return network, params, batch
+
+
+def to_predict(dtype, ragged, n=600, T=32, F=3, seed=1):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, T, F))
+    lengths = None
+    if ragged:
+        lengths = rng.integers(1, T + 1, n)
+        lengths[0] = T
+        X[np.arange(T) >= lengths[:, None]] = 0.0
+    return Sequences(X.astype(dtype), lengths)
+
+
+class CountingBackend(ProcessBackend):
+    """A process backend that counts the shares this process computed itself."""
+
+    here = 0
+
+    def compute(self, task, workspace):
+        self.here += 1
+        return super().compute(task, workspace)
+
+
+def assert_same(got, expected):
+    """Bitwise equality of a (loss, gradients) pair or of arrays."""
+    if isinstance(got, tuple):
+        assert got[0] == expected[0]
+        got, expected = got[1], expected[1]
+    if isinstance(got, np.ndarray):
+        got, expected = [got], [expected]
+    assert len(got) == len(expected)
+    for a, b in zip(got, expected):
+        assert_array_equal(a, b, strict=True)
+
+
+@pytest.fixture(scope="module")
+def runtime():
+    """A runtime of this module's own, its helpers ended after the module."""
+    runtime = HelperRuntime()
+    yield runtime
+    runtime.close_all()
+
+
+# ----------------------------------------------------- the estimators' data
+T, F, H, BATCH = 32, 2, 32, 64
+FIT = {"hidden_layer_sizes": H, "batch_size": BATCH, "max_iter": 5,
+       "random_state": 0, "dropout": 0.1}
+
+
+def sequences(n, seed):
+    """Sequences of 22 to T steps, a few of them T long."""
+    rng = np.random.RandomState(seed)
+    lengths = rng.randint(T - 10, T + 1, n)
+    lengths[::16] = T
+    return [rng.uniform(-1, 1, (length, F)) for length in lengths]
+
+
+def regression(n=256, seed=0):
+    X = sequences(n, seed)
+    return X, np.array([x[:, 0].sum() for x in X])
+
+
+def classification(n=256, seed=0):
+    X = sequences(n, seed)
+    return X, np.array([int(x[0, 0] > 0) + int(x[-1, 1] > 0) for x in X])
+
+
+#: Enough samples that a prediction is shared with helpers.
+X_PREDICT = sequences(600, seed=1)
+
+
+def model_arrays(est):
+    """Everything a fit produced: the public weights and the loss curve."""
+    arrays = [layer[name] for layer in est.lstm_coefs_
+              for name in ("kernel", "recurrent_kernel", "bias")]
+    return arrays + list(est.coefs_) + list(est.intercepts_) + [
+        np.array(est.loss_curve_)
+    ]
+
+
+def predictions(est, X=X_PREDICT):
+    if hasattr(est, "predict_proba"):
+        return [est.predict(X), est.predict_proba(X)]
+    return [est.predict(X)]
+
+
+@pytest.fixture(scope="module")
+def reference():
+    """An undisturbed n_jobs=2 fit: its arrays and its predictions."""
+    X, y = regression()
+    est = LSTMRegressor(**FIT, n_jobs=2).fit(X, y)
+    return model_arrays(est), predictions(est)
+
+
+@pytest.fixture
+def warm():
+    """The estimators' runtime has a live helper (started through the seam);
+    returns its pids."""
+    network = Network.stack(F, [H], 1)
+    backend = ProcessBackend(2)
+    assert backend.n_helpers(network, "fit", BATCH, T) == 1
+    with recording() as messages:
+        with backend.session(network, np.float64, "fit", BATCH, T):
+            pass
+    assert not messages
+    pids = RUNTIME.pids()
+    assert pids and all(running(pid) for pid in pids)
+    return pids
+
+
+def sabotaged(cls, at_step, action):
+    """``cls`` calling ``action()`` after the gradient step ``at_step`` of a fit
+    (between two mini-batches, while the fit's helpers wait for the next one)."""
+
+    class Sabotaged(cls):
+        def _step(self, params, grads, loss):
+            super()._step(params, grads, loss)
+            self.steps_done_ = getattr(self, "steps_done_", 0) + 1
+            if self.steps_done_ == at_step:
+                action()
+
+    return Sabotaged
+
+
+def timed_fit(est, X, y):
+    with recording() as messages:
+        start = time.monotonic()
+        est.fit(X, y)
+        seconds = time.monotonic() - start
+    return messages, seconds
+
+
+def script(source):
+    return IMPORT_THIS_PACKAGE + textwrap.dedent(source)
+
+
+def run_script(source, *args, cwd=None, timeout=120):
+    return subprocess.run(
+        [sys.executable, "-c", script(source), *map(str, args)],
+        capture_output=True, text=True, timeout=timeout, cwd=cwd,
+    )
+
+
+def dump_data(path):
+    """The estimators' data for a script (a pickle of X, y, X_PREDICT, FIT)."""
+    X, y = regression()
+    with open(path, "wb") as file:
+        pickle.dump((X, y, X_PREDICT, FIT), file)
+    return path
+
+
+# ======================================================= 1. the serial backend
+@pytest.mark.parametrize("n_samples", [1, 2, 7, 23, 64])
+@pytest.mark.parametrize("k", [1, 2, 3, 5, 8])
+def test_shares_are_interleaved_and_cover_every_sample_once(k, n_samples):
+    shares = SerialBackend(k).shares(n_samples)
+    assert len(shares) == min(k, n_samples)  # none empty
+    for j, share in enumerate(shares):
+        assert_array_equal(share, np.arange(j, n_samples, len(shares)))
+    assert_array_equal(np.sort(np.concatenate(shares)), np.arange(n_samples))
+
+
+@pytest.mark.parametrize("loss", ["identity", "logistic", "softmax"])
+@pytest.mark.parametrize("k", [2, 3, 5, 40])
+def test_serial_shares_add_up_to_the_whole_batch(k, loss):
+    network, params, batch = problem(loss, np.float64, True, True, B=23, T=7,
+                                     sizes=(5, 4))
+    whole_loss, whole = SerialBackend(1).loss_grad(
+        network, params, batch, loss, Workspace()
+    )
+    shared_loss, shared = SerialBackend(k).loss_grad(
+        network, params, batch, loss, Workspace()
+    )
+    assert_allclose(shared_loss, whole_loss, rtol=1e-12)
+    for a, b in zip(shared, whole):
+        assert_allclose(a, b, rtol=1e-12, atol=1e-12 * np.abs(b).max())
+
+
+def test_serial_shares_are_added_in_their_order():
+    network, params, batch = problem("softmax", np.float64, True, True, B=23, T=7,
+                                     sizes=(5, 4))
+    backend = SerialBackend(4)
+    results = [share_loss_grad(network, params, batch.take(idx), "softmax")
+               for idx in backend.shares(len(batch))]
+
+    def added(order):
+        loss, grads = results[order[0]][0], [g.copy() for g in results[order[0]][1]]
+        for j in order[1:]:
+            loss += results[j][0]
+            for acc, grad in zip(grads, results[j][1]):
+                acc += grad
+        return loss, grads
+
+    in_order = added([0, 1, 2, 3])
+    assert_same(backend.loss_grad(network, params, batch, "softmax", Workspace()),
+                in_order)
+    # The comparison can tell orders apart: another order changes some bits.
+    reverse = added([3, 2, 1, 0])
+    assert reverse[0] != in_order[0] or not all(
+        np.array_equal(a, b) for a, b in zip(reverse[1], in_order[1])
+    )
+
+
+@pytest.mark.parametrize("ragged", [False, True], ids=["full", "ragged"])
+def test_serial_prediction_chunks_cover_every_sample_once(ragged):
+    network, params, _ = problem("identity", np.float64, False, False)
+    X = to_predict(np.float64, ragged, n=300)
+    whole = SerialBackend(1).outputs(network, params, X, Workspace())
+    backend = SerialBackend(2)
+    chunks = backend.chunks(network, X)
+    assert len(chunks) == 2  # 300 samples: at least 64 a share
+    assert_array_equal(
+        np.sort(np.concatenate([np.arange(300)[c] for c in chunks])), np.arange(300)
+    )
+    shared = backend.outputs(network, params, X, Workspace())
+    assert_allclose(shared, whole, rtol=1e-12, atol=1e-14)
+
+
+def test_effective_n_jobs():
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+        os.cpu_count())
+    assert effective_n_jobs(None) == 1
+    assert effective_n_jobs(1) == 1
+    assert effective_n_jobs(3) == 3
+    assert effective_n_jobs(-1) == cores
+    assert effective_n_jobs(-2) == max(1, cores - 1)
+    assert effective_n_jobs(-1000) == 1
+    with pytest.raises(ValueError, match="n_jobs == 0"):
+        effective_n_jobs(0)
+    assert type(make_backend(None)) is SerialBackend
+    assert type(make_backend(1)) is SerialBackend
+    backend = make_backend(2)
+    assert isinstance(backend, ProcessBackend) and backend.n_shares == 2
+    assert backend.runtime is RUNTIME
+
+
+# ============================================ 2. helpers compute the same bits
+@requires_helpers
+@pytest.mark.parametrize("dropout", [False, True], ids=["plain", "dropout"])
+@pytest.mark.parametrize("ragged", [False, True], ids=["full", "ragged"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("loss", ["identity", "logistic", "softmax"])
+def test_helpers_compute_the_loss_and_gradients_of_serial(
+    runtime, loss, dtype, ragged, dropout
+):
+    network, params, batch = problem(loss, dtype, ragged, dropout)
+    B, T = batch.X.values.shape[:2]
+    expected = SerialBackend(2).loss_grad(network, params, batch, loss, Workspace())
+    backend = CountingBackend(2, runtime=runtime)
+    assert backend.n_helpers(network, "fit", B, T) == 1
+    with recording() as messages:
+        with backend.session(network, dtype, "fit", B, T):
+            got = backend.loss_grad(network, params, batch, loss, Workspace())
+            # A second batch in the same session, as in a fit.
+            again = backend.loss_grad(network, params, batch, loss, Workspace())
+    assert not messages
+    assert backend.here == 2  # of 4 shares: the helper computed the others
+    assert got[1][0].dtype == dtype
+    assert_same(got, expected)
+    assert_same(again, expected)
+
+
+@requires_helpers
+@pytest.mark.parametrize("ragged", [False, True], ids=["full", "ragged"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_helpers_compute_the_outputs_of_serial(runtime, dtype, ragged):
+    network, params, _ = problem("identity", dtype, False, False)
+    X = to_predict(dtype, ragged)
+    n_samples, n_steps = X.values.shape[:2]
+    assert network.step_macs() * n_steps * n_samples >= MIN_PREDICT_MACS
+    expected = SerialBackend(2).outputs(network, params, X, Workspace())
+    backend = CountingBackend(2, runtime=runtime)
+    n_chunks = len(backend.chunks(network, X))
+    with recording() as messages:
+        with backend.session(network, dtype, "predict", n_samples, n_steps):
+            got = backend.outputs(network, params, X, Workspace())
+    assert not messages
+    assert backend.here < n_chunks  # the helper computed some chunks
+    assert got.dtype == dtype
+    assert_same(got, expected)
+
+
+# ================================================================ 3. estimators
+@requires_proc
+def test_estimators_by_default_start_no_process():
+    X, y = regression()
+    Xc, yc = classification()
+    network = Network.stack(F, [H], 1)
+    # At these sizes, n_jobs=2 would share the work with helpers.
+    assert network.step_macs() * T * BATCH / 2 >= MIN_SHARE_MACS
+    before, pids = children(), RUNTIME.pids()
+    cpu = settled_cpu_seconds(pids)
+    for n_jobs in (None, 1):
+        params = {**FIT, "max_iter": 2, "n_jobs": n_jobs}
+        LSTMRegressor(**params).fit(X, y).predict(X_PREDICT)
+        LSTMClassifier(**params).fit(Xc, yc).predict_proba(X_PREDICT)
+    assert children() <= before
+    assert RUNTIME.pids() == pids
+    # Helpers alive from other tests did nothing.
+    assert settled_cpu_seconds(pids) - cpu < 0.0005
+
+
+@requires_helpers
+@requires_proc
+@pytest.mark.parametrize("cls", [LSTMRegressor, LSTMClassifier])
+def test_n_jobs_results_do_not_depend_on_helpers(warm, cls):
+    X, y = regression() if cls is LSTMRegressor else classification()
+    cpu = settled_cpu_seconds(warm)
+    shared = cls(**FIT, n_jobs=2).fit(X, y)
+    fit_cpu = settled_cpu_seconds(warm)
+    shared_predictions = predictions(shared)
+    predict_cpu = settled_cpu_seconds(warm)
+    assert RUNTIME.pids() == warm
+    assert fit_cpu - cpu > 0.01  # the helper computed shares of the fit ...
+    assert predict_cpu - fit_cpu > 0.002  # ... and of the predictions
+    with threadpool_limits(limits=1):  # no helper then
+        alone = cls(**FIT, n_jobs=2).fit(X, y)
+        alone_predictions = predictions(alone)
+        shared_predictions_alone = predictions(shared)
+    assert settled_cpu_seconds(warm) - predict_cpu < 0.0005
+    assert RUNTIME.pids() == warm
+    assert_same(model_arrays(alone), model_arrays(shared))
+    assert_same(alone_predictions, shared_predictions)
+    assert_same(shared_predictions_alone, shared_predictions)
+
+
+@requires_helpers
+@requires_proc
+def test_two_threads_fitting_at_once(warm, reference):
+    X, y = regression()
+    blas, cpu = blas_limits(), cpu_seconds(warm)
+    barrier = threading.Barrier(2)
+    models, errors = [None, None], []
+
+    def fit(i):
+        try:
+            cores = os.sched_getaffinity(0)
+            barrier.wait(timeout=10)
+            models[i] = LSTMRegressor(**FIT, n_jobs=2).fit(X, y)
+            assert os.sched_getaffinity(0) == cores
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=fit, args=(i,)) for i in range(2)]
+    with recording() as messages:  # from either thread
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+    assert not errors and all(models)
+    assert not messages, messages
+    assert cpu_seconds(warm) - cpu > 0.01  # one of them had the helper
+    assert_blas_limits_as(blas)
+    arrays, expected = reference
+    for est in models:
+        assert_same(model_arrays(est), arrays)
+        assert_same(predictions(est), expected)
+
+
+def fingerprint(est, X, y):
+    """A "score" that digests the fitted model's bits: equal for equal models."""
+    digest = hashlib.sha256(b"".join(a.tobytes() for a in model_arrays(est)))
+    return float(int.from_bytes(digest.digest()[:6], "big"))  # exact in a mean
+
+
+@requires_helpers
+@requires_proc
+@pytest.mark.parametrize("n_jobs", [None, 2])
+def test_grid_search_scores_do_not_depend_on_joblib(warm, n_jobs):
+    X, y = regression()
+    est = LSTMRegressor(**{**FIT, "max_iter": 2}, n_jobs=n_jobs)
+    grid = {"learning_rate_init": [1e-3, 1e-2]}
+
+    def scores(**params):
+        # The mean R2 score, and (R2 being blind to the last bits of a few
+        # weights) the fingerprint of each fold's model.
+        search = GridSearchCV(est, grid, cv=2, refit=False,
+                              scoring={"r2": "r2", "model": fingerprint}, **params)
+        results = search.fit(X, y).cv_results_
+        return [results[key] for key in ("mean_test_r2", "split0_test_model",
+                                         "split1_test_model")]
+
+    cpu = settled_cpu_seconds(warm)
+    expected = scores(n_jobs=1)
+    assert np.isfinite(expected[0]).all()
+    helped = settled_cpu_seconds(warm) - cpu
+    assert helped > 0.01 if n_jobs == 2 else helped < 0.0005
+    assert_same(scores(n_jobs=2), expected)  # loky's processes
+    with joblib.parallel_backend("threading"):
+        assert_same(scores(n_jobs=2), expected)
+
+
+# ==================================================================== 4. faults
+@requires_helpers
+@requires_proc
+def test_a_stopped_helper_is_given_up(warm, reference):
+    X, y = regression()
+    blas, stopped = blas_limits(), []
+
+    def stop():
+        pid = RUNTIME.pids()[0]  # the fit's helper
+        os.kill(pid, signal.SIGSTOP)
+        stopped.append(pid)
+        assert wait_until(lambda: proc_state(pid) == "T", 5) is not None
+        watchdog.start()
+
+    def unstop():  # were the wait not bounded, the fit would end late, not never
+        for pid in stopped:
+            if running(pid):
+                os.kill(pid, signal.SIGKILL)
+
+    watchdog = threading.Timer(15, unstop)
+    est = sabotaged(LSTMRegressor, 6, stop)(**FIT, n_jobs=2)
+    try:
+        messages, seconds = timed_fit(est, X, y)
+    finally:
+        watchdog.cancel()
+        unstop()
+    assert stopped == warm[:1]
+    assert len(messages) == 1, messages
+    assert re.search(r"n_jobs=2: a helper process did not answer a share in time "
+                     r"\(1\.0 s\)", messages[0])
+    assert seconds < 2 * REPLY_FLOOR_SECONDS + 3  # the fit itself takes ~0.3 s
+    assert not running(stopped[0])  # ended
+    assert_blas_limits_as(blas)
+    arrays, expected = reference
+    assert_same(model_arrays(est), arrays)
+    assert_same(predictions(est), expected)
+
+
+@requires_helpers
+@requires_proc
+def test_a_killed_helper_costs_nothing_but_a_warning(warm, reference):
+    X, y = regression()
+    blas, killed = blas_limits(), []
+
+    def kill():
+        pid = RUNTIME.pids()[0]  # the fit's helper
+        os.kill(pid, signal.SIGKILL)
+        killed.append(pid)
+        assert gone_within(pid, 5) is not None
+
+    est = sabotaged(LSTMRegressor, 6, kill)(**FIT, n_jobs=2)
+    messages, seconds = timed_fit(est, X, y)
+    assert killed == warm[:1]
+    assert len(messages) == 1, messages
+    assert re.search(r"n_jobs=2: a helper process (exited|cannot be sent a share)",
+                     messages[0])
+    assert seconds < 3
+    assert_blas_limits_as(blas)
+    arrays, expected = reference
+    assert_same(model_arrays(est), arrays)
+    assert_same(predictions(est), expected)
+    # The next fit starts another helper, without a word, and gets the same model.
+    again = LSTMRegressor(**FIT, n_jobs=2)
+    messages, seconds = timed_fit(again, X, y)
+    assert not messages, messages
+    assert RUNTIME.pids() and killed[0] not in RUNTIME.pids()
+    assert seconds < 10
+    assert_same(model_arrays(again), arrays)
+
+
+KILL_WITH_SIGPIPE_DEFAULT = """
+    import signal
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # as some programs do
+    import os, pickle, sys, time
+    import numpy as np
+    from sklearn_lstm import LSTMRegressor
+    from sklearn_lstm._processes import RUNTIME
+
+    with open(sys.argv[1], "rb") as file:
+        X, y, X_predict, params = pickle.load(file)
+    killed = []
+
+    def state(pid):
+        with open(f"/proc/{pid}/stat") as file:
+            return file.read().rsplit(")", 1)[1].split()[0]
+
+    class Sabotaged(LSTMRegressor):
+        def _step(self, *args):
+            super()._step(*args)
+            self.steps_done_ = getattr(self, "steps_done_", 0) + 1
+            if self.steps_done_ == 6:
+                (pid,) = RUNTIME.pids()
+                os.kill(pid, signal.SIGKILL)
+                while state(pid) != "Z":  # dead: its socket is closed
+                    time.sleep(0.01)
+                killed.append(pid)
+
+    est = Sabotaged(**params, n_jobs=2).fit(X, y)
+    assert killed, "no helper took part"
+    np.save(sys.argv[2], est.predict(X_predict))
+    print("done")
+"""
+
+
+@requires_helpers
+@requires_proc
+def test_a_killed_helper_with_sigpipe_default(tmp_path, reference):
+    data = dump_data(tmp_path / "data.pkl")
+    out = tmp_path / "predictions.npy"
+    start = time.monotonic()
+    result = run_script(KILL_WITH_SIGPIPE_DEFAULT, data, out)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["done"]
+    assert "n_jobs=2: a helper process" in result.stderr
+    assert time.monotonic() - start < 30
+    assert_same(np.load(out), reference[1][0])
+
+
+NEVER_READY = "#!/bin/sh\nexec sleep 30\n"
+
+
+@requires_helpers
+@requires_proc
+@pytest.mark.parametrize(
+    "executable, reason",
+    [(NEVER_READY, r"did not report ready in time"),
+     ("false", r"exited \(code 1\)")],
+    ids=["never-ready", "exits-at-once"],
+)
+def test_helpers_that_cannot_start(tmp_path, executable, reason):
+    if executable.startswith("#!"):
+        path = tmp_path / "python"
+        path.write_text(executable)
+        path.chmod(path.stat().st_mode | stat.S_IXUSR)
+        executable = str(path)
+    else:
+        executable = shutil.which(executable)
+        if executable is None:
+            pytest.skip("no false(1)")
+    runtime = HelperRuntime(executable=executable, start_seconds=1.0)
+    network, params, batch = problem("logistic", np.float64, True, True)
+    X = to_predict(np.float64, True, n=300)
+    B, T = batch.X.values.shape[:2]
+    serial = SerialBackend(2)
+    expected = (serial.loss_grad(network, params, batch, "logistic", Workspace()),
+                serial.outputs(network, params, X, Workspace()))
+    blas, before = blas_limits(), children()
+    try:
+        backend = CountingBackend(2, runtime=runtime)
+        assert backend.n_helpers(network, "fit", B, T) == 1
+        with recording() as messages:
+            start = time.monotonic()
+            with backend.session(network, np.float64, "fit", B, T):
+                seconds = time.monotonic() - start
+                got = (backend.loss_grad(network, params, batch, "logistic",
+                                         Workspace()),
+                       backend.outputs(network, params, X, Workspace()))
+        assert seconds < runtime.start_seconds + 2
+        assert len(messages) == 1, messages
+        assert re.search(r"n_jobs=2: helper processes could not start: " + reason,
+                         messages[0])
+        assert backend.here == 2 + len(backend.chunks(network, X))  # all here
+        assert_same(got[0], expected[0])
+        assert_same(got[1], expected[1])
+        assert runtime.pids() == []
+        assert children() <= before  # the process that did not serve is ended
+        assert_blas_limits_as(blas)
+        # No helper starts again, and nothing more is said about it.
+        with recording() as messages:
+            with backend.session(network, np.float64, "fit", B, T):
+                again = backend.loss_grad(network, params, batch, "logistic",
+                                          Workspace())
+        assert not messages and runtime.pids() == []
+        assert_same(again, expected[0])
+    finally:
+        runtime.close_all(kill=True)
+
+
+# ================================================================= 5. isolation
+TRAP = """
+import os
+open(os.path.join({marks!r}, "{name}-%d" % os.getpid()), "w").close()
+raise ImportError("{name}.py of " + {where!r} + " was imported")
+"""
+
+FIT_IN_TRAPS = """
+    import os, pickle, sys, warnings
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn_lstm import LSTMRegressor
+    from sklearn_lstm._processes import RUNTIME
+
+    data, traps, path = sys.argv[1:]
+    with open(data, "rb") as file:
+        X, y, X_predict, params = pickle.load(file)
+    # Helpers start with the first fit, here, with PYTHONPATH on a directory of
+    # traps: they inherit both.
+    os.chdir(traps)
+    os.environ["PYTHONPATH"] = path
+    warnings.simplefilter("error")
+    warnings.simplefilter("ignore", ConvergenceWarning)
+    LSTMRegressor(**params, n_jobs=2).fit(X, y)
+    print(*RUNTIME.pids())
+"""
+
+
+def make_traps(tmp_path):
+    """Modules that leave a mark when imported: in ``traps`` (the helpers'
+    current directory) and ``path`` (on their PYTHONPATH)."""
+    marks, traps, path = (tmp_path / name for name in ("marks", "traps", "path"))
+    for directory in (marks, traps, path):
+        directory.mkdir()
+    for where, names in ((traps, ("json", "numpy", "pickle", "socket")),
+                         (path, ("sitecustomize", "json", "struct", "hashlib"))):
+        for name in names:
+            (where / f"{name}.py").write_text(
+                TRAP.format(marks=str(marks), name=name, where=str(where))
+            )
+    return marks, traps, path
+
+
+@requires_helpers
+@requires_proc
+def test_helpers_ignore_the_current_directory_and_pythonpath(tmp_path):
+    marks, traps, path = make_traps(tmp_path)
+    data = dump_data(tmp_path / "data.pkl")
+    program = tmp_path / "program"  # run from its own directory: not the traps
+    program.mkdir()
+    (program / "fit.py").write_text(script(FIT_IN_TRAPS))
+    result = subprocess.run(
+        [sys.executable, str(program / "fit.py"), data, traps, path],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    pids = [int(pid) for pid in result.stdout.split()]
+    assert pids, "no helper took part"
+    assert sorted(os.listdir(marks)) == []
+    # The helpers exited with their training process.
+    for pid in pids:
+        assert gone_within(pid, 10) is not None
+    # The traps are armed: an interpreter that is not isolated walks into them.
+    env = {**os.environ, "PYTHONPATH": str(path)}
+    subprocess.run([sys.executable, "-c", "import numpy"], cwd=traps, env=env,
+                   capture_output=True, timeout=60)
+    assert {name.split("-")[0] for name in os.listdir(marks)} >= {
+        "sitecustomize", "numpy"
+    }
+
+
+@requires_helpers
+def test_a_path_object_in_sys_path_changes_nothing(tmp_path, reference):
+    network, params, batch = problem("identity", np.float64, True, False)
+    B, T = batch.X.values.shape[:2]
+    expected = SerialBackend(2).loss_grad(network, params, batch, "identity",
+                                          Workspace())
+    runtime = HelperRuntime()
+    sys.path.insert(0, tmp_path)  # a pathlib.Path, as some programs add
+    try:
+        backend = CountingBackend(2, runtime=runtime)
+        with recording() as messages:
+            with backend.session(network, np.float64, "fit", B, T):
+                got = backend.loss_grad(network, params, batch, "identity",
+                                        Workspace())
+        assert not messages
+        assert backend.here == 1 and runtime.pids()
+        assert_same(got, expected)
+        # The estimators' runtime, starting a helper now, as well.
+        RUNTIME.close_all()
+        X, y = regression()
+        est = LSTMRegressor(**FIT, n_jobs=2)
+        messages, _ = timed_fit(est, X, y)
+        assert not messages and RUNTIME.pids()
+        assert_same(model_arrays(est), reference[0])
+    finally:
+        sys.path.remove(tmp_path)
+        runtime.close_all()
+
+
+# ======================================================= 6. cores and BLAS
+@requires_helpers
+@requires_proc
+def test_the_fit_leaves_cores_and_blas_alone(warm):
+    X, y = regression()
+    cores, blas = os.sched_getaffinity(0), blas_limits()
+    seen_cores, seen_blas = [], []
+
+    def look():
+        seen_cores.append(os.sched_getaffinity(0))
+        seen_blas.append(blas_threads())
+
+    class Watched(LSTMRegressor):
+        def _step(self, params, grads, loss):
+            super()._step(params, grads, loss)
+            look()
+
+    cpu = cpu_seconds(warm)
+    Watched(**FIT, n_jobs=2).fit(X, y)
+    assert cpu_seconds(warm) - cpu > 0.01  # with the helper
+    assert len(seen_cores) == 20 and all(seen == cores for seen in seen_cores)
+    assert set(seen_blas) == {1}  # BLAS on one thread while helpers compute ...
+    assert os.sched_getaffinity(0) == cores
+    assert_blas_limits_as(blas)  # ... and as before afterwards
+    for pid in warm:  # helpers are not pinned either
+        assert os.sched_getaffinity(pid) == cores
+
+
+# ============================================================ 7. idle helpers
+@requires_helpers
+@requires_proc
+def test_idle_helpers_exit_and_are_replaced_silently():
+    runtime = HelperRuntime(idle_seconds=0.5)
+    network, params, batch = problem("identity", np.float64, False, False)
+    B, T = batch.X.values.shape[:2]
+    expected = SerialBackend(2).loss_grad(network, params, batch, "identity",
+                                          Workspace())
+    try:
+        pids = []
+        for _ in range(2):
+            backend = CountingBackend(2, runtime=runtime)
+            with recording() as messages:
+                with backend.session(network, np.float64, "fit", B, T):
+                    got = backend.loss_grad(network, params, batch, "identity",
+                                            Workspace())
+            assert not messages
+            assert backend.here == 1  # the helper computed a share
+            assert_same(got, expected)
+            (pid,) = runtime.pids()
+            pids.append(pid)
+            seconds = gone_within(pid, 5)
+            assert seconds is not None and seconds < 2.5
+        assert pids[0] != pids[1]
+    finally:
+        runtime.close_all()
+
+
+# ============================================================ 8. code upgrades
+UPGRADE = """
+    import importlib.util, os, pickle, sys, warnings
+    import numpy as np
+    from sklearn.exceptions import ConvergenceWarning
+
+    copy, data, out = sys.argv[1:]
+    sys.path.insert(0, copy)
+    import sklearn_lstm
+    from sklearn_lstm import LSTMRegressor
+    from sklearn_lstm._processes import RUNTIME
+
+    assert sklearn_lstm.__file__.startswith(copy), sklearn_lstm.__file__
+    warnings.simplefilter("error")
+    warnings.simplefilter("ignore", ConvergenceWarning)
+    with open(data, "rb") as file:
+        X, y, X_predict, params = pickle.load(file)
+    before = LSTMRegressor(**params, n_jobs=2).fit(X, y)
+    first = RUNTIME.pids()
+    RUNTIME.close_all()
+
+    # An upgrade on disk: squared_error now computes garbage.
+    path = os.path.join(os.path.dirname(sklearn_lstm.__file__), "_losses.py")
+    with open(path, "a") as file:
+        file.write(
+            "\\n\\ndef squared_error(y, z, weights):\\n"
+            "    return 123.0, np.full_like(z, 1e3)\\n\\n\\n"
+            "LOSS_FUNCTIONS['identity'] = squared_error\\n"
+        )
+    spec = importlib.util.spec_from_file_location("upgraded", path)
+    upgraded = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(upgraded)
+    z = np.zeros((2, 1))
+    assert upgraded.LOSS_FUNCTIONS["identity"](z, z, np.full(2, 0.5))[0] == 123.0
+
+    after = LSTMRegressor(**params, n_jobs=2).fit(X, y)
+    second = RUNTIME.pids()
+    np.savez(out, before=before.predict(X_predict), after=after.predict(X_predict),
+             first=first, second=second)
+"""
+
+
+@requires_helpers
+def test_helpers_run_the_code_this_process_loaded(tmp_path, reference):
+    copy = tmp_path / "copy"
+    shutil.copytree(PACKAGE_DIR, copy / "sklearn_lstm",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    data = dump_data(tmp_path / "data.pkl")
+    out = tmp_path / "out.npz"
+    result = run_script(UPGRADE, copy, data, out)
+    assert result.returncode == 0, result.stderr
+    with np.load(out) as saved:
+        first, second = list(saved["first"]), list(saved["second"])
+        before, after = saved["before"], saved["after"]
+    assert first and second and not set(first) & set(second)  # a new helper
+    assert_same(after, before)
+    assert_same(before, reference[1][0])
+
+
+# =================================================== 9. what helpers are
+@requires_helpers
+@requires_proc
+def test_helpers_load_neither_scikit_learn_nor_scipy(warm):
+    for pid in warm:
+        with open(f"/proc/{pid}/maps") as file:
+            maps = file.read()
+        with open(f"/proc/{pid}/cmdline", "rb") as file:
+            argv = file.read().split(b"\0")
+        assert argv[1] == b"-I"  # isolated
+        assert f"{os.sep}numpy{os.sep}" in maps  # NumPy's extensions are listed
+        for name in ("sklearn", "scikit_learn.libs", "scipy", "scipy.libs"):
+            assert f"{os.sep}{name}{os.sep}" not in maps, name
+
+
+KILLED_TRAINING = """
+    import pickle, sys, time
+    from sklearn_lstm import LSTMRegressor
+    from sklearn_lstm._processes import RUNTIME
+
+    with open(sys.argv[1], "rb") as file:
+        X, y, X_predict, params = pickle.load(file)
+    LSTMRegressor(**{**params, "max_iter": 1}, n_jobs=2).fit(X, y)
+    print(*RUNTIME.pids(), flush=True)
+    time.sleep(60)
+"""
+
+
+@requires_helpers
+@requires_proc
+def test_helpers_exit_when_the_training_process_is_killed(tmp_path):
+    data = dump_data(tmp_path / "data.pkl")
+    with subprocess.Popen(
+        [sys.executable, "-c", script(KILLED_TRAINING), str(data)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    ) as process:
+        try:
+            assert select.select([process.stdout], [], [], 60)[0]
+            pids = [int(pid) for pid in process.stdout.readline().split()]
+        finally:
+            process.kill()
+    assert pids, "no helper took part"
+    for pid in pids:  # no atexit ran: the closed socket tells them
+        assert gone_within(pid, 5) is not None
+
+
+# ====================================================================== 10. Ctrl-C
+@requires_helpers
+@requires_proc
+def test_ctrl_c_is_not_for_the_helpers(runtime):
+    network, params, batch = problem("identity", np.float64, False, False)
+    B, T = batch.X.values.shape[:2]
+    expected = SerialBackend(2).loss_grad(network, params, batch, "identity",
+                                          Workspace())
+
+    def session():
+        backend = CountingBackend(2, runtime=runtime)
+        with recording() as messages:
+            with backend.session(network, np.float64, "fit", B, T):
+                got = backend.loss_grad(network, params, batch, "identity",
+                                        Workspace())
+        assert not messages and backend.here == 1
+        assert_same(got, expected)
+
+    session()
+    (pid,) = runtime.pids()
+    # A terminal's Ctrl-C goes to its foreground process group: not theirs.
+    assert os.getsid(pid) != os.getsid(0)
+    assert os.getpgid(pid) != os.getpgid(0)
+    os.kill(pid, signal.SIGINT)  # even sent to it, it is ignored
+    time.sleep(0.2)
+    assert running(pid)
+    session()
+    assert runtime.pids() == [pid]
