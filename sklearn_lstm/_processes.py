@@ -73,8 +73,8 @@ REPLY_FLOOR_SECONDS = 1.0
 
 #: A waiting process polls its socket for this fraction of a share's time, and at
 #: most MAX_POLL_SECONDS, before it sleeps.
-POLL_FRACTION = 0.3
-MAX_POLL_SECONDS = 0.001
+POLL_FRACTION = 1.0
+MAX_POLL_SECONDS = 0.005
 
 #: A helper with no fit or prediction to serve exits after this many seconds.
 IDLE_SECONDS = 45.0
@@ -171,6 +171,9 @@ class _SessionNetwork:
     """Stands for the session's network in a message (sent once, at its start)."""
 
 
+_SESSION_NETWORK = _SessionNetwork()
+
+
 def _arrays_to_slots(obj, arrays, offset):
     """``obj`` with each ndarray replaced by a :class:`_Slot` from ``offset`` on;
     the arrays are appended to ``arrays``. Returns the new object and the end."""
@@ -209,6 +212,7 @@ class _Memory:
     def __init__(self, fd):
         self.fd = fd
         self.buffer = None
+        self.layout = None  # the slots, end and views of the last write(cache=True)
 
     @property
     def size(self):
@@ -229,9 +233,11 @@ class _Memory:
         if self.size != size:
             self.release()
             self.buffer = mmap.mmap(self.fd, size)
+        return self.buffer
 
     def release(self):
         """Unmap now, or once the last view of the mapping is gone."""
+        self.layout = None
         if self.buffer is not None:
             try:
                 self.buffer.close()
@@ -239,18 +245,24 @@ class _Memory:
                 pass
             self.buffer = None
 
-    def write(self, obj, offset=0):
+    def write(self, obj, offset=0, cache=False):
         """Copy the arrays of ``obj`` into the file from ``offset`` on; returns
-        ``obj`` with slots instead of arrays, and where the copies end."""
+        ``obj`` with slots instead of arrays, where the copies end, and (with
+        ``cache``) whether they lie as in the last such write."""
         arrays = []
         slots, end = _arrays_to_slots(obj, arrays, offset)
         if end > self.size:
-            self.grow(end)
-        views = []
-        _flatten_views(_slots_to_arrays(slots, self.buffer), views)
+            self.grow(end)  # a new mapping: no layout kept
+        same = cache and self.layout is not None and self.layout[0] == slots
+        if same:
+            views = self.layout[2]
+        else:
+            views = []
+            _flatten_views(_slots_to_arrays(slots, self.buffer), views)
+            self.layout = (slots, end, views) if cache else None
         for view, array in zip(views, arrays):
             np.copyto(view, array)
-        return slots, end
+        return slots, end, same
 
 
 def _flatten_views(obj, out):
@@ -308,6 +320,7 @@ def _helper_main(sock, file_fd, idle_seconds):
     """The loop of a helper: one share per message, until the socket closes."""
     memory = _Memory(file_fd)
     workspace = network = None  # None between sessions
+    last = [None, None, None]  # the last share's message, mapping and arguments
     poll = 0.0  # how long to poll for the next share (see MAX_POLL_SECONDS)
     while True:
         if workspace is None and not select.select([sock], [], [], idle_seconds)[0]:
@@ -322,10 +335,11 @@ def _helper_main(sock, file_fd, idle_seconds):
                 _send(sock, b"A")
             elif kind == b"F":  # it ended: let its memory go
                 workspace = network = None
+                last[:] = [None, None, None]
                 memory.release()
             elif kind == b"W":
                 start = time.monotonic()
-                reply = _serve(memory, workspace, network, payload)
+                reply = _serve(memory, workspace, network, payload, last)
                 seconds = time.monotonic() - start
                 poll = min(MAX_POLL_SECONDS, POLL_FRACTION * seconds)
                 _send(sock, *reply)
@@ -333,17 +347,23 @@ def _helper_main(sock, file_fd, idle_seconds):
             return
 
 
-def _serve(memory, workspace, network, payload):
-    """Compute one share; the reply's kind and payload."""
+def _serve(memory, workspace, network, payload, last):
+    """Compute one share; the reply's kind and payload.
+
+    An empty ``payload`` means the arrays lie as in the last message, whose
+    ``(message, buffer, arguments)`` are ``last``; it is updated in place.
+    """
     try:
-        op, args, size, end = pickle.loads(payload)
-        memory.map(size)
-        args = [network if isinstance(arg, _SessionNetwork) else arg
-                for arg in _slots_to_arrays(args, memory.buffer)]
+        if payload:
+            last[:] = [pickle.loads(payload), None, None]
+        op, slots, size, end = last[0]
+        buffer = memory.map(size)
+        if last[1] is not buffer:  # a new message or a new mapping: new views
+            last[1:] = [buffer, [network if isinstance(arg, _SessionNetwork) else arg
+                                 for arg in _slots_to_arrays(slots, buffer)]]
         with np.errstate(over="ignore", invalid="ignore"):
-            result = OPS[op](*args, workspace)
-        del args
-        slots, _ = memory.write(result, end)
+            result = OPS[op](*last[2], workspace)
+        slots, _, _ = memory.write(result, end)
         return b"D", pickle.dumps((slots, memory.size))
     except Exception:
         return b"E", traceback.format_exc().encode()
@@ -437,10 +457,13 @@ class _Helper:
         """Copy the share's arrays into the memory file, and start it."""
         op, args = task
         # The network went with the session's start: not pickled for every share.
-        args = [_SessionNetwork() if arg is self.network else arg for arg in args]
+        args = [_SESSION_NETWORK if arg is self.network else arg for arg in args]
         try:
-            slots, self._end = self.memory.write(args)
-            message = pickle.dumps((op, slots, self.memory.size, self._end))
+            slots, self._end, same = self.memory.write((op, args), cache=True)
+            # Arrays that lie as in the last share need no new description.
+            message = b"" if same else pickle.dumps(
+                (op, slots[1], self.memory.size, self._end)
+            )
             _send(self.sock, b"W", message)
         except OSError as exc:
             raise HelperLost(f"cannot be sent a share ({exc})") from None
