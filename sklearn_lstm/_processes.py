@@ -604,20 +604,21 @@ class HelperRuntime:
                 self.close_all(kill=True)
                 raise HelperLost(f"could not start: {exc}") from None
             helpers = self._helpers[:n]
-            try:
-                deadline = time.monotonic() + self.start_seconds
-                for helper in helpers:
+            deadline = time.monotonic() + self.start_seconds
+            for helper in helpers:
+                try:
                     helper.start_session(deadline, network)
-            except (OSError, HelperLost) as exc:
-                # One that exited when idle just now: start another, once.
-                for helper in helpers:
-                    if not helper.alive():
-                        self._drop(helper)
-                if attempt:
-                    self.close_all(kill=True)
-                    raise HelperLost(f"could not start a session: {exc}") from None
-                continue
-            return helpers
+                except (OSError, HelperLost) as exc:
+                    # It exited when idle just now, or was stopped or killed
+                    # between sessions: end it and start another, once.
+                    self._drop(helper, kill=True)
+                    failure = exc
+            if all(helper in self._helpers for helper in helpers):
+                return helpers
+            if attempt:
+                self.start_failed = str(failure)
+                self.close_all(kill=True)
+                raise HelperLost(f"could not start a session: {failure}")
 
     def release(self, helpers):
         """End the session of ``helpers``; those with a share under way (after
@@ -660,14 +661,28 @@ if hasattr(os, "register_at_fork"):
 _blas_lock = threading.Lock()
 _blas_users = 0
 _blas_limiter = None
+_blas_controller = None
+_blas_modules = None  # len(sys.modules) when _blas_controller was made
+
+
+def _blas():
+    """threadpoolctl's controller of the BLAS libraries loaded in this process.
+
+    Making one scans the loaded libraries (about 3 ms); it is made again only
+    after an import, the way new libraries come in.
+    """
+    global _blas_controller, _blas_modules
+    if _blas_controller is None or _blas_modules != len(sys.modules):
+        from threadpoolctl import ThreadpoolController
+
+        _blas_modules = len(sys.modules)
+        _blas_controller = ThreadpoolController().select(user_api="blas")
+    return _blas_controller
 
 
 def blas_threads():
     """The fewest threads any BLAS loaded in this process may use now."""
-    from threadpoolctl import threadpool_info
-
-    counts = [lib["num_threads"] for lib in threadpool_info()
-              if lib.get("user_api") == "blas"]
+    counts = [lib["num_threads"] for lib in _blas().info()]
     return min(counts) if counts else usable_cores()
 
 
@@ -678,11 +693,7 @@ def _blas_on_one_thread():
     global _blas_users, _blas_limiter
     with _blas_lock:
         if _blas_users == 0:
-            from threadpoolctl import ThreadpoolController
-
-            _blas_limiter = ThreadpoolController().select(user_api="blas").limit(
-                limits=1
-            )
+            _blas_limiter = _blas().limit(limits=1)
         _blas_users += 1
     try:
         yield

@@ -936,6 +936,39 @@ def test_idle_helpers_exit_and_are_replaced_silently():
         runtime.close_all()
 
 
+def test_a_helper_stopped_between_sessions_is_replaced():
+    # SIGSTOP while the helper waits for work (a debugger, a job-control stop):
+    # the next session gives it up within start_seconds and starts another.
+    runtime = HelperRuntime(start_seconds=1.0)
+    network, params, batch = problem("identity", np.float64, False, False)
+    B, T = batch.X.values.shape[:2]
+    expected = SerialBackend(2).loss_grad(network, params, batch, "identity",
+                                          Workspace())
+    try:
+        pids = []
+        for _ in range(2):
+            backend = CountingBackend(2, runtime=runtime)
+            start = time.monotonic()
+            with recording() as messages:
+                with backend.session(network, np.float64, "fit", B, T):
+                    got = backend.loss_grad(network, params, batch, "identity",
+                                            Workspace())
+            assert time.monotonic() - start < 1.0 + 3
+            assert not messages
+            assert backend.here == 1  # a helper computed the other share
+            assert_same(got, expected)
+            (pid,) = runtime.pids()
+            pids.append(pid)
+            os.kill(pid, signal.SIGSTOP)
+        assert pids[0] != pids[1]
+        assert gone_within(pids[0], 5) is not None  # the stopped one was ended
+        assert runtime.start_failed is None
+    finally:
+        for pid in runtime.pids():
+            os.kill(pid, signal.SIGCONT)
+        runtime.close_all()
+
+
 # ============================================================ 8. code upgrades
 UPGRADE = """
     import importlib.util, os, pickle, sys, warnings

@@ -1,0 +1,149 @@
+"""What helper processes cost and buy: n_jobs=-1 against the default n_jobs=None.
+
+For each workload (W1..W4 of ``bench_speed.py``, float32), a fit of a few epochs
+with ``n_jobs=None`` and with ``n_jobs=-1``, each in a fresh worker process of its
+own, repeats interleaved, best kept:
+
+1. on a quiet machine: seconds per epoch, and CPU seconds per epoch of the whole
+   fit (this process with its BLAS threads, plus its helper processes);
+2. next to one busy process (a Python loop that never sleeps, started before the
+   fits and ended after them): seconds per epoch.
+
+What users rely on: a shared fit costs about the CPU time of a one-process fit
+(waiting does not burn much), and a busy machine makes it no slower than one
+process would be.
+
+Run from the repository root::
+
+    python benchmarks/bench_sharing.py             # all four workloads, ~3 min
+    python benchmarks/bench_sharing.py --only W1,W2
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+WORKLOADS = {  # N, T, F, H, batch: as in bench_speed.py
+    "W1": (4096, 20, 4, 32, 128),
+    "W2": (2048, 50, 8, 64, 64),
+    "W3": (1024, 100, 16, 128, 32),
+    "W4": (512, 200, 1, 32, 32),
+}
+
+# The worker: fits on request and answers with wall and CPU seconds per epoch.
+WORKER = r"""
+import json, os, sys, time, warnings
+import numpy as np
+from sklearn_lstm import LSTMRegressor
+from sklearn_lstm._processes import RUNTIME
+
+warnings.simplefilter("ignore")
+n_jobs = json.loads(sys.argv[1])
+N, T, F, H, B = json.loads(sys.argv[2])
+epochs = int(sys.argv[3])
+rng = np.random.default_rng(0)
+X = rng.standard_normal((N, T, F), dtype=np.float32)
+y = X[:, :, 0].sum(axis=1)
+tick = os.sysconf("SC_CLK_TCK")
+
+
+def helpers_cpu():
+    total = 0.0
+    for pid in RUNTIME.pids():
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def fit(max_iter):
+    return LSTMRegressor(hidden_layer_sizes=H, batch_size=B, max_iter=max_iter,
+                         tol=0.0, n_iter_no_change=np.inf, random_state=0,
+                         n_jobs=n_jobs).fit(X, y)
+
+
+fit(1)  # warm-up: imports, first page faults, helpers started
+for line in sys.stdin:
+    cpu, helpers, wall = time.process_time(), helpers_cpu(), time.perf_counter()
+    fit(epochs)
+    wall = (time.perf_counter() - wall) / epochs
+    cpu = (time.process_time() - cpu + helpers_cpu() - helpers) / epochs
+    print(json.dumps([wall, cpu]), flush=True)
+"""
+
+BUSY = "while True: pass"
+
+
+def measure(workload, settings, repeats, epochs):
+    """Best wall and CPU seconds per epoch of each n_jobs setting."""
+    workers = {
+        name: subprocess.Popen(
+            [sys.executable, "-c", WORKER, json.dumps(n_jobs),
+             json.dumps(WORKLOADS[workload]), str(epochs)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )
+        for name, n_jobs in settings.items()
+    }
+    best = {name: [float("inf"), float("inf")] for name in workers}
+    try:
+        for _ in range(repeats):
+            for name, worker in workers.items():
+                time.sleep(0.3)  # let the last worker's BLAS threads settle
+                worker.stdin.write("go\n")
+                worker.stdin.flush()
+                wall, cpu = json.loads(worker.stdout.readline())
+                best[name] = [min(best[name][0], wall), min(best[name][1], cpu)]
+    finally:
+        for worker in workers.values():
+            worker.stdin.close()
+            worker.wait()
+    return best
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", help="comma-separated workloads, e.g. W1,W2")
+    parser.add_argument("--repeats", type=int, default=4)
+    parser.add_argument("--epochs", type=int, default=3)
+    args = parser.parse_args()
+    names = args.only.split(",") if args.only else list(WORKLOADS)
+    settings = {"None": None, "-1": -1}
+    print("# n_jobs=-1 against n_jobs=None: time, CPU time, and next to a busy "
+          "process\n")
+    print(f"command: {' '.join([os.path.basename(sys.executable)] + sys.argv)}")
+    print(f"usable cores: {len(os.sched_getaffinity(0))}; load average at start: "
+          f"{'/'.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"{args.epochs} epochs per fit after a 1-epoch warm-up, best of "
+          f"{args.repeats} interleaved repeats, float32\n")
+
+    quiet = {w: measure(w, settings, args.repeats, args.epochs) for w in names}
+    busy_process = subprocess.Popen([sys.executable, "-c", BUSY])
+    try:
+        time.sleep(0.5)
+        busy = {w: measure(w, settings, args.repeats, args.epochs) for w in names}
+    finally:
+        busy_process.kill()
+        busy_process.wait()
+
+    print("| workload | None s/epoch | -1 s/epoch | -1/None time | None CPU s/epoch "
+          "| -1 CPU s/epoch | -1/None CPU | busy: None s/epoch | busy: -1 s/epoch "
+          "| busy: -1/None |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for w in names:
+        (n_wall, n_cpu), (s_wall, s_cpu) = quiet[w]["None"], quiet[w]["-1"]
+        b_none, b_shared = busy[w]["None"][0], busy[w]["-1"][0]
+        print(f"| {w} | {n_wall:.4f} | {s_wall:.4f} | {s_wall / n_wall:.2f} "
+              f"| {n_cpu:.4f} | {s_cpu:.4f} | {s_cpu / n_cpu:.2f} "
+              f"| {b_none:.4f} | {b_shared:.4f} | {b_shared / b_none:.2f} |")
+    print("\nCPU time counts this process (with its BLAS threads) and its helpers. "
+          f"Load average at end: {'/'.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()
