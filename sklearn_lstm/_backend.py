@@ -35,8 +35,13 @@ PREDICT_CHUNK_BYTES = 32 * 2**20
 #: each gets at least this many samples.
 MIN_PREDICT_SHARE = 64
 
-#: What a share computes, by name: the functions of ``_objective``.
-OPS = {"loss_grad": share_loss_grad, "outputs": share_outputs}
+def _outputs(network, params, X, workspace):
+    return 0.0, [share_outputs(network, params, X, workspace)]
+
+
+#: What a share computes, by name. Each returns a float and a list of arrays:
+#: the loss and the gradients, or nothing and the outputs.
+OPS = {"loss_grad": share_loss_grad, "outputs": _outputs}
 
 
 def usable_cores():
@@ -148,7 +153,7 @@ class SerialBackend:
         tasks = [("outputs", (network, params, X.take(idx))) for idx in chunks]
 
         def put(j, result):
-            out[chunks[j]] = result
+            out[chunks[j]] = result[1][0]
 
         self.run(tasks, put, workspace)
         return out

@@ -87,6 +87,7 @@ MIN_SHARE_MACS = 2**22
 MIN_PREDICT_MACS = 2**26
 
 _HEADER = struct.Struct("<cQ")  # message kind, payload length
+_VALUE = struct.Struct("<d?")  # a share's float result; whether its arrays moved
 _ALIGN = 64  # arrays in the memory file start on their own cache line
 
 # The modules a helper runs, in the order they import each other. Their sources
@@ -362,9 +363,11 @@ def _serve(memory, workspace, network, payload, last):
             last[1:] = [buffer, [network if isinstance(arg, _SessionNetwork) else arg
                                  for arg in _slots_to_arrays(slots, buffer)]]
         with np.errstate(over="ignore", invalid="ignore"):
-            result = OPS[op](*last[2], workspace)
-        slots, _, _ = memory.write(result, end)
-        return b"D", pickle.dumps((slots, memory.size))
+            value, arrays = OPS[op](*last[2], workspace)
+        slots, _, same = memory.write(arrays, end, cache=True)
+        # Arrays that lie as in the last answer need no new description.
+        layout = b"" if same else pickle.dumps((slots, memory.size))
+        return b"D", _VALUE.pack(value, not same) + layout
     except Exception:
         return b"E", traceback.format_exc().encode()
 
@@ -410,6 +413,7 @@ class _Helper:
         }
         self.ready = False
         self.network = None  # the network of the session under way
+        self._answer = None  # the slots, mapping and views of the last answer
         self.busy = False  # a share was sent and its result not read
         self._sent_at = 0.0
         self._end = 0  # where the inputs of the share under way end
@@ -479,9 +483,17 @@ class _Helper:
             raise HelperLost(
                 "failed on a share:\n" + payload.decode(errors="replace")
             )
-        slots, size = pickle.loads(payload)
-        self.memory.map(size)
-        return _slots_to_arrays(slots, self.memory.buffer)
+        value, moved = _VALUE.unpack_from(payload)
+        if not moved and self._answer is None:
+            raise HelperLost("answered without saying where its arrays are")
+        if moved:
+            slots, size = pickle.loads(payload[_VALUE.size :])
+            self._answer = [slots, self.memory.map(size), None]
+        slots, buffer, arrays = self._answer
+        if arrays is None or buffer is not self.memory.buffer:
+            buffer = self.memory.buffer
+            self._answer = [slots, buffer, _slots_to_arrays(slots, buffer)]
+        return value, self._answer[2]
 
     def _receive(self, deadline, doing, poll=0.0):
         try:
@@ -504,6 +516,7 @@ class _Helper:
 
     def finish(self):
         """After a session: the helper lets its memory go, and so does the file."""
+        self._answer = None
         self.memory.release()
         _send(self.sock, b"F")
         os.ftruncate(self.file.fileno(), 0)
