@@ -26,9 +26,9 @@ The helpers:
   socket written with ``MSG_NOSIGNAL`` (a helper's death never raises SIGPIPE);
   every wait for one is bounded;
 * are never pinned to cores, and never change this process's affinity; a wait
-  polls its socket for a moment (a fraction of a share's time, a millisecond at
+  first polls a count in the memory file for up to a share's time (20 ms at
   most: waking a sleeping process costs from tens of microseconds to
-  milliseconds, and may land it on the waker's core), then sleeps;
+  milliseconds on the virtual machines measured), then sleeps on the socket;
 * exit when this process closes their socket (or dies), and by themselves after
   :data:`IDLE_SECONDS` without work.
 
@@ -71,10 +71,12 @@ START_SECONDS = 10.0
 REPLY_FACTOR = 10.0
 REPLY_FLOOR_SECONDS = 1.0
 
-#: A waiting process polls its socket for this fraction of a share's time, and at
-#: most MAX_POLL_SECONDS, before it sleeps.
+#: A waiting process polls (see _COUNTS) for this fraction of the time of a share,
+#: and at most MAX_POLL_SECONDS, before it sleeps. Measured on W1-W4 of
+#: bench_speed.py: polls of 1 ms left n_jobs=-1 no faster than one process on W2,
+#: and 5 ms lost about 10% on W3 against 20 ms.
 POLL_FRACTION = 1.0
-MAX_POLL_SECONDS = 0.005
+MAX_POLL_SECONDS = 0.02
 
 #: A helper with no fit or prediction to serve exits after this many seconds.
 IDLE_SECONDS = 45.0
@@ -89,6 +91,11 @@ MIN_PREDICT_MACS = 2**26
 _HEADER = struct.Struct("<cQ")  # message kind, payload length
 _VALUE = struct.Struct("<d?")  # a share's float result; whether its arrays moved
 _ALIGN = 64  # arrays in the memory file start on their own cache line
+# The memory file starts with two counts: the shares sent to the helper and the
+# answers it sent back in this session. A waiting process polls them (no system
+# call) before it reads its socket; the socket, not the counts, orders the
+# memory accesses.
+_COUNTS = 64
 
 # The modules a helper runs, in the order they import each other. Their sources
 # are read when this module is imported (with the package), so that a helper runs
@@ -125,14 +132,11 @@ def _send(sock, kind, payload=b""):
     sock.sendall(_HEADER.pack(kind, len(payload)) + payload, socket.MSG_NOSIGNAL)
 
 
-def _poll(sock, seconds):
-    """Whether ``sock`` has data within ``seconds``, asked without sleeping."""
+def _poll(counts, k, value, seconds):
+    """Poll until ``counts[k] >= value`` or ``seconds`` have passed."""
     end = time.monotonic() + seconds
-    while True:
-        if select.select([sock], [], [], 0)[0]:
-            return True
-        if time.monotonic() >= end:
-            return False
+    while counts[k] < value and time.monotonic() < end:
+        pass
 
 
 def _read_exactly(sock, n, deadline=None):
@@ -150,11 +154,8 @@ def _read_exactly(sock, n, deadline=None):
     return b"".join(chunks)
 
 
-def _receive(sock, deadline=None, poll=0.0):
-    """The next message, after polling for ``poll`` seconds; TimeoutError when
-    none came by ``deadline``."""
-    if poll > 0:
-        _poll(sock, poll)
+def _receive(sock, deadline=None):
+    """The next message; TimeoutError when none came by ``deadline``."""
     kind, length = _HEADER.unpack(_read_exactly(sock, _HEADER.size, deadline))
     return kind, _read_exactly(sock, length, deadline) if length else b""
 
@@ -213,6 +214,7 @@ class _Memory:
     def __init__(self, fd):
         self.fd = fd
         self.buffer = None
+        self.counts = None  # view of the counts at the start of the file
         self.layout = None  # the slots, end and views of the last write(cache=True)
 
     @property
@@ -234,11 +236,12 @@ class _Memory:
         if self.size != size:
             self.release()
             self.buffer = mmap.mmap(self.fd, size)
+            self.counts = np.frombuffer(self.buffer, np.int64, 2, 0)
         return self.buffer
 
     def release(self):
         """Unmap now, or once the last view of the mapping is gone."""
-        self.layout = None
+        self.layout = self.counts = None
         if self.buffer is not None:
             try:
                 self.buffer.close()
@@ -246,7 +249,7 @@ class _Memory:
                 pass
             self.buffer = None
 
-    def write(self, obj, offset=0, cache=False):
+    def write(self, obj, offset=_COUNTS, cache=False):
         """Copy the arrays of ``obj`` into the file from ``offset`` on; returns
         ``obj`` with slots instead of arrays, where the copies end, and (with
         ``cache``) whether they lie as in the last such write."""
@@ -323,27 +326,36 @@ def _helper_main(sock, file_fd, idle_seconds):
     workspace = network = None  # None between sessions
     last = [None, None, None]  # the last share's message, mapping and arguments
     poll = 0.0  # how long to poll for the next share (see MAX_POLL_SECONDS)
+    received = answered = 0  # shares and answers of the session (see _COUNTS)
     while True:
-        if workspace is None and not select.select([sock], [], [], idle_seconds)[0]:
-            return  # idle: the next session starts another helper
+        if workspace is None:
+            if not select.select([sock], [], [], idle_seconds)[0]:
+                return  # idle: the next session starts another helper
+        elif memory.counts is not None:
+            _poll(memory.counts, 0, received + 1, poll)
         try:
-            kind, payload = _receive(sock, poll=poll if workspace is not None else 0.0)
+            kind, payload = _receive(sock)
         except (EOFError, OSError):  # this helper's training process has gone
             return
         try:
             if kind == b"S":  # a session starts
                 workspace, network = Workspace(), pickle.loads(payload)
+                received = answered = 0
                 _send(sock, b"A")
             elif kind == b"F":  # it ended: let its memory go
                 workspace = network = None
                 last[:] = [None, None, None]
                 memory.release()
             elif kind == b"W":
+                received += 1
                 start = time.monotonic()
                 reply = _serve(memory, workspace, network, payload, last)
                 seconds = time.monotonic() - start
                 poll = min(MAX_POLL_SECONDS, POLL_FRACTION * seconds)
                 _send(sock, *reply)
+                answered += 1
+                if memory.counts is not None:
+                    memory.counts[1] = answered  # after the message: see _COUNTS
         except OSError:
             return
 
@@ -413,6 +425,7 @@ class _Helper:
         }
         self.ready = False
         self.network = None  # the network of the session under way
+        self.sent = 0  # shares sent in this session (see _COUNTS)
         self._answer = None  # the slots, mapping and views of the last answer
         self.busy = False  # a share was sent and its result not read
         self._sent_at = 0.0
@@ -452,6 +465,7 @@ class _Helper:
 
     def start_session(self, deadline, network):
         self.network = network
+        self.sent = 0
         _send(self.sock, b"S", pickle.dumps(network))
         kind, _ = self._receive(deadline, "answer the start of a session")
         if kind != b"A":
@@ -469,6 +483,8 @@ class _Helper:
                 (op, slots[1], self.memory.size, self._end)
             )
             _send(self.sock, b"W", message)
+            self.sent += 1
+            self.memory.counts[0] = self.sent  # after the message: see _COUNTS
         except OSError as exc:
             raise HelperLost(f"cannot be sent a share ({exc})") from None
         self.busy = True
@@ -477,7 +493,8 @@ class _Helper:
     def result(self, wait, poll=0.0):
         """The share's result, with views of the memory file for its arrays."""
         deadline = self._sent_at + wait
-        kind, payload = self._receive(deadline, "answer a share", poll)
+        _poll(self.memory.counts, 1, self.sent, poll)
+        kind, payload = self._receive(deadline, "answer a share")
         self.busy = False
         if kind == b"E":
             raise HelperLost(
@@ -495,9 +512,9 @@ class _Helper:
             self._answer = [slots, buffer, _slots_to_arrays(slots, buffer)]
         return value, self._answer[2]
 
-    def _receive(self, deadline, doing, poll=0.0):
+    def _receive(self, deadline, doing):
         try:
-            return _receive(self.sock, deadline, poll)
+            return _receive(self.sock, deadline)
         except TimeoutError:
             share = doing == "answer a share"
             seconds = max(0.0, deadline - self._sent_at) if share else 0
@@ -519,7 +536,9 @@ class _Helper:
         self._answer = None
         self.memory.release()
         _send(self.sock, b"F")
-        os.ftruncate(self.file.fileno(), 0)
+        # One page stays, with the counts zeroed: the helper may be polling them.
+        os.ftruncate(self.file.fileno(), mmap.PAGESIZE)
+        os.pwrite(self.file.fileno(), bytes(_COUNTS), 0)
 
     def alive(self):
         return self.process.poll() is None
