@@ -3,7 +3,7 @@
 Everything that depends on the model's structure asks this module: the engine
 (which arrays feed which layer), the estimator (initialisation, the public
 attributes ``lstm_coefs_``, ``coefs_``, ``intercepts_``, the L2 penalty), and the
-helper processes (the flat order in which arrays travel). Adding a layer kind means
+helper processes (which run the engine from it). Adding a layer kind means
 adding it here and in the engine's layer code, nothing else.
 
 The parameters of a network live in one flat list, in the order of
@@ -14,7 +14,6 @@ very arrays the estimator exposes, so writing into a public array changes the mo
 Nothing here imports scikit-learn: the helper processes load this module.
 """
 
-import math
 from typing import NamedTuple
 
 import numpy as np
@@ -65,9 +64,6 @@ class DenseLayer(NamedTuple):
         )
 
 
-_LAYER_KINDS = {"lstm": LSTMLayer, "dense": DenseLayer}
-
-
 class Network:
     """A stack of LSTM layers and a dense output layer.
 
@@ -88,7 +84,6 @@ class Network:
                       for spec in layer.specs]
         self.shapes = [spec.shape for _, spec in self.specs]
         self.penalised = [i for i, (_, spec) in enumerate(self.specs) if spec.penalised]
-        self.n_params = sum(math.prod(shape) for shape in self.shapes)
         starts = np.cumsum([0] + [len(layer.specs) for layer in self.layers]).tolist()
         self._slices = [slice(a, b) for a, b in zip(starts, starts[1:])]
 
@@ -124,22 +119,7 @@ class Network:
     def __repr__(self):
         return f"Network({list(self.layers)!r})"
 
-    # ------------------------------------------------------------ transport
-    @property
-    def args(self):
-        """The description in plain Python types (for :meth:`from_args`)."""
-        kinds = {cls: name for name, cls in _LAYER_KINDS.items()}
-        return tuple((kinds[type(layer)], *layer) for layer in self.layers)
-
-    @classmethod
-    def from_args(cls, args):
-        return cls(_LAYER_KINDS[kind](*sizes) for kind, *sizes in args)
-
     # ------------------------------------------------------------ structure
-    @property
-    def n_features(self):
-        return self.lstm[0].n_inputs
-
     @property
     def hidden_sizes(self):
         return [layer.n_hidden for layer in self.lstm]
@@ -227,20 +207,6 @@ class Network:
                 f"The weights must all have one dtype, got {sorted(map(str, dtypes))}."
             )
         return params
-
-    # ---------------------------------------------------------- flat form
-    def flatten(self, arrays, out=None):
-        """All of ``arrays`` (parameters or gradients) in one flat array."""
-        return np.concatenate([a.reshape(-1) for a in arrays], out=out)
-
-    def unflatten(self, flat):
-        """Views of ``flat`` with the shapes of the parameters."""
-        views, start = [], 0
-        for shape in self.shapes:
-            size = math.prod(shape)
-            views.append(flat[start : start + size].reshape(shape))
-            start += size
-        return views
 
 
 def _glorot_uniform(rng, shape, dtype):
