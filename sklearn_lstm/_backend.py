@@ -91,7 +91,7 @@ class SerialBackend:
         self.n_shares = int(n_shares)
 
     @contextmanager
-    def session(self, network, dtype, kind, n_samples, n_steps):
+    def session(self, network, kind, n_samples, n_steps):
         """Hold what the backend needs for a fit or a prediction.
 
         ``kind`` is ``"fit"`` (``n_samples`` the mini-batch size) or ``"predict"``

@@ -239,9 +239,7 @@ class BaseLSTM(BaseEstimator, ABC):
             return backend.outputs(self._network, params, X, workspace)
         backend = self._make_backend()
         n_samples, n_steps = X.values.shape[:2]
-        with backend.session(
-            self._network, params[0].dtype, "predict", n_samples, n_steps
-        ):
+        with backend.session(self._network, "predict", n_samples, n_steps):
             return backend.outputs(self._network, params, X, workspace)
 
     def _raw_predict(self, X):
@@ -466,10 +464,9 @@ class BaseLSTM(BaseEstimator, ABC):
         start = time.perf_counter()
         backend = self._make_backend()
         n_steps = X.values.shape[1]
-        dtype = params[0].dtype
         with (
             _interrupt_after_batch() as interrupt,
-            backend.session(self._network, dtype, "fit", batch_size, n_steps),
+            backend.session(self._network, "fit", batch_size, n_steps),
         ):
             for _ in range(self.max_iter):
                 epoch_loss = epoch_weight = 0.0

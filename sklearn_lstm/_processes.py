@@ -429,7 +429,6 @@ class _Helper:
         self._answer = None  # the slots, mapping and views of the last answer
         self.busy = False  # a share was sent and its result not read
         self._sent_at = 0.0
-        self._end = 0  # where the inputs of the share under way end
         try:
             # Bounded: a helper that never reads cannot hold up this process.
             self.sock.settimeout(runtime.start_seconds)
@@ -477,10 +476,10 @@ class _Helper:
         # The network went with the session's start: not pickled for every share.
         args = [_SESSION_NETWORK if arg is self.network else arg for arg in args]
         try:
-            slots, self._end, same = self.memory.write((op, args), cache=True)
+            slots, end, same = self.memory.write((op, args), cache=True)
             # Arrays that lie as in the last share need no new description.
             message = b"" if same else pickle.dumps(
-                (op, slots[1], self.memory.size, self._end)
+                (op, slots[1], self.memory.size, end)
             )
             _send(self.sock, b"W", message)
             self.sent += 1
@@ -769,7 +768,7 @@ class ProcessBackend(SerialBackend):
         return max(0, min(self.n_shares, usable_cores(), blas_threads()) - 1)
 
     @contextmanager
-    def session(self, network, dtype, kind, n_samples, n_steps):
+    def session(self, network, kind, n_samples, n_steps):
         n = self.n_helpers(network, kind, n_samples, n_steps)
         helpers = None
         if n > 0:

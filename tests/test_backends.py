@@ -312,7 +312,7 @@ def warm():
     backend = ProcessBackend(2)
     assert backend.n_helpers(network, "fit", BATCH, T) == 1
     with recording() as messages:
-        with backend.session(network, np.float64, "fit", BATCH, T):
+        with backend.session(network, "fit", BATCH, T):
             pass
     assert not messages
     pids = RUNTIME.pids()
@@ -332,6 +332,15 @@ def sabotaged(cls, at_step, action):
                 action()
 
     return Sabotaged
+
+
+def assert_as_undisturbed(est, blas, reference):
+    """BLAS limits as before, and the model and predictions of the undisturbed
+    reference fit, bit for bit."""
+    assert_blas_limits_as(blas)
+    arrays, expected = reference
+    assert_same(model_arrays(est), arrays)
+    assert_same(predictions(est), expected)
 
 
 def timed_fit(est, X, y):
@@ -461,7 +470,7 @@ def test_helpers_compute_the_loss_and_gradients_of_serial(
     backend = CountingBackend(2, runtime=runtime)
     assert backend.n_helpers(network, "fit", B, T) == 1
     with recording() as messages:
-        with backend.session(network, dtype, "fit", B, T):
+        with backend.session(network, "fit", B, T):
             got = backend.loss_grad(network, params, batch, loss, Workspace())
             # A second batch in the same session, as in a fit.
             again = backend.loss_grad(network, params, batch, loss, Workspace())
@@ -484,7 +493,7 @@ def test_helpers_compute_the_outputs_of_serial(runtime, dtype, ragged):
     backend = CountingBackend(2, runtime=runtime)
     n_chunks = len(backend.chunks(network, X))
     with recording() as messages:
-        with backend.session(network, dtype, "predict", n_samples, n_steps):
+        with backend.session(network, "predict", n_samples, n_steps):
             got = backend.outputs(network, params, X, Workspace())
     assert not messages
     assert backend.here < n_chunks  # the helper computed some chunks
@@ -634,10 +643,7 @@ def test_a_stopped_helper_is_given_up(warm, reference):
                      r"\(1\.0 s\)", messages[0])
     assert seconds < 2 * REPLY_FLOOR_SECONDS + 3  # the fit itself takes ~0.3 s
     assert not running(stopped[0])  # ended
-    assert_blas_limits_as(blas)
-    arrays, expected = reference
-    assert_same(model_arrays(est), arrays)
-    assert_same(predictions(est), expected)
+    assert_as_undisturbed(est, blas, reference)
 
 
 @requires_helpers
@@ -659,17 +665,14 @@ def test_a_killed_helper_costs_nothing_but_a_warning(warm, reference):
     assert re.search(r"n_jobs=2: a helper process (exited|cannot be sent a share)",
                      messages[0])
     assert seconds < 3
-    assert_blas_limits_as(blas)
-    arrays, expected = reference
-    assert_same(model_arrays(est), arrays)
-    assert_same(predictions(est), expected)
+    assert_as_undisturbed(est, blas, reference)
     # The next fit starts another helper, without a word, and gets the same model.
     again = LSTMRegressor(**FIT, n_jobs=2)
     messages, seconds = timed_fit(again, X, y)
     assert not messages, messages
     assert RUNTIME.pids() and killed[0] not in RUNTIME.pids()
     assert seconds < 10
-    assert_same(model_arrays(again), arrays)
+    assert_same(model_arrays(again), reference[0])
 
 
 KILL_WITH_SIGPIPE_DEFAULT = """
@@ -754,7 +757,7 @@ def test_helpers_that_cannot_start(tmp_path, executable, reason):
         assert backend.n_helpers(network, "fit", B, T) == 1
         with recording() as messages:
             start = time.monotonic()
-            with backend.session(network, np.float64, "fit", B, T):
+            with backend.session(network, "fit", B, T):
                 seconds = time.monotonic() - start
                 got = (backend.loss_grad(network, params, batch, "logistic",
                                          Workspace()),
@@ -771,7 +774,7 @@ def test_helpers_that_cannot_start(tmp_path, executable, reason):
         assert_blas_limits_as(blas)
         # No helper starts again, and nothing more is said about it.
         with recording() as messages:
-            with backend.session(network, np.float64, "fit", B, T):
+            with backend.session(network, "fit", B, T):
                 again = backend.loss_grad(network, params, batch, "logistic",
                                           Workspace())
         assert not messages and runtime.pids() == []
@@ -861,7 +864,7 @@ def test_a_path_object_in_sys_path_changes_nothing(tmp_path, reference):
     try:
         backend = CountingBackend(2, runtime=runtime)
         with recording() as messages:
-            with backend.session(network, np.float64, "fit", B, T):
+            with backend.session(network, "fit", B, T):
                 got = backend.loss_grad(network, params, batch, "identity",
                                         Workspace())
         assert not messages
@@ -910,24 +913,31 @@ def test_the_fit_leaves_cores_and_blas_alone(warm):
 # ============================================================ 7. idle helpers
 @requires_helpers
 @requires_proc
-def test_idle_helpers_exit_and_are_replaced_silently():
-    runtime = HelperRuntime(idle_seconds=0.5)
+def one_silent_session_with_a_helper(runtime):
+    """Run one batch of two shares in a session of ``runtime``: a helper computes
+    one, without a warning, and the result is serial's bit for bit. Returns the
+    helper's pid."""
     network, params, batch = problem("identity", np.float64, False, False)
     B, T = batch.X.values.shape[:2]
     expected = SerialBackend(2).loss_grad(network, params, batch, "identity",
                                           Workspace())
+    backend = CountingBackend(2, runtime=runtime)
+    with recording() as messages:
+        with backend.session(network, "fit", B, T):
+            got = backend.loss_grad(network, params, batch, "identity", Workspace())
+    assert not messages
+    assert backend.here == 1  # the helper computed the other share
+    assert_same(got, expected)
+    (pid,) = runtime.pids()
+    return pid
+
+
+def test_idle_helpers_exit_and_are_replaced_silently():
+    runtime = HelperRuntime(idle_seconds=0.5)
     try:
         pids = []
         for _ in range(2):
-            backend = CountingBackend(2, runtime=runtime)
-            with recording() as messages:
-                with backend.session(network, np.float64, "fit", B, T):
-                    got = backend.loss_grad(network, params, batch, "identity",
-                                            Workspace())
-            assert not messages
-            assert backend.here == 1  # the helper computed a share
-            assert_same(got, expected)
-            (pid,) = runtime.pids()
+            pid = one_silent_session_with_a_helper(runtime)
             pids.append(pid)
             seconds = gone_within(pid, 5)
             assert seconds is not None and seconds < 2.5
@@ -940,24 +950,12 @@ def test_a_helper_stopped_between_sessions_is_replaced():
     # SIGSTOP while the helper waits for work (a debugger, a job-control stop):
     # the next session gives it up within start_seconds and starts another.
     runtime = HelperRuntime(start_seconds=1.0)
-    network, params, batch = problem("identity", np.float64, False, False)
-    B, T = batch.X.values.shape[:2]
-    expected = SerialBackend(2).loss_grad(network, params, batch, "identity",
-                                          Workspace())
     try:
         pids = []
         for _ in range(2):
-            backend = CountingBackend(2, runtime=runtime)
             start = time.monotonic()
-            with recording() as messages:
-                with backend.session(network, np.float64, "fit", B, T):
-                    got = backend.loss_grad(network, params, batch, "identity",
-                                            Workspace())
+            pid = one_silent_session_with_a_helper(runtime)
             assert time.monotonic() - start < 1.0 + 3
-            assert not messages
-            assert backend.here == 1  # a helper computed the other share
-            assert_same(got, expected)
-            (pid,) = runtime.pids()
             pids.append(pid)
             os.kill(pid, signal.SIGSTOP)
         assert pids[0] != pids[1]
@@ -1086,7 +1084,7 @@ def test_ctrl_c_is_not_for_the_helpers(runtime):
     def session():
         backend = CountingBackend(2, runtime=runtime)
         with recording() as messages:
-            with backend.session(network, np.float64, "fit", B, T):
+            with backend.session(network, "fit", B, T):
                 got = backend.loss_grad(network, params, batch, "identity",
                                         Workspace())
         assert not messages and backend.here == 1
