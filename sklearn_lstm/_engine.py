@@ -447,10 +447,68 @@ def _layer_backward(dHs, cache, need_dX=True, from_above=None, ws=_NoWorkspace, 
     return dX_T, dUWb[H : H + F], dUWb[:H], dUWb[H + F]
 
 
+def _reversal(lengths, n_steps):
+    """The step order of the reverse direction, or None when all sequences are
+    ``n_steps`` long (plain reversal).
+
+    ``order[t, b]`` is the step that the reverse direction of sequence ``b`` reads
+    at its ``t``-th step: ``lengths[b] - 1 - t`` over the valid steps, then the
+    padding steps in place, so that padding comes last in both directions. The
+    order is its own inverse.
+    """
+    if lengths is None:
+        return None
+    t = np.arange(n_steps)[:, np.newaxis]  # (T, 1)
+    return np.where(t < lengths, lengths - 1 - t, t)  # (T, B)
+
+
+def _reverse(A, order, out):
+    """``out[t, :, b] = A[order[t, b], :, b]`` for ``A`` of shape (T, D, B)."""
+    if order is None:
+        np.copyto(out, A[::-1])
+        return out
+    T, D, B = A.shape
+    steps = order[:, np.newaxis, :]  # (T, 1, B)
+    np.copyto(out, A[steps, np.arange(D)[:, np.newaxis], np.arange(B)])
+    return out
+
+
+def _lstm_layer_forward(layer, X_T, arrays, mask_x, mask_h, order, keep_cache, ws, key):
+    """One layer of the stack: :func:`_layer_forward` once, or twice for a
+    bidirectional layer, whose reverse direction runs on each sequence reversed
+    (``order``) and whose output is ``[h_forward | h_backward]`` step by step."""
+    if not layer.bidirectional:
+        return _layer_forward(X_T, *arrays, mask_x, mask_h, keep_cache, ws, key)
+    T, F, B = X_T.shape
+    H = layer.n_hidden
+    mask_f = mask_r = None
+    if mask_h is not None:
+        mask_f, mask_r = mask_h[:, :H], mask_h[:, H:]
+    H_f, cache_f = _layer_forward(
+        X_T, *arrays[:3], mask_x, mask_f, keep_cache, ws, key + "f."
+    )
+    X_rev = _reverse(X_T, order, ws.empty(key + "X_rev", (T, F, B), X_T.dtype))
+    H_r, cache_r = _layer_forward(
+        X_rev, *arrays[3:], mask_x, mask_r, keep_cache, ws, key + "r."
+    )
+    out = ws.empty(key + "out", (T, 2 * H, B), X_T.dtype)
+    out[:, :H] = H_f
+    _reverse(H_r, order, out[:, H:])
+    return out, (cache_f, cache_r)
+
+
 def forward(
     X, params, lengths=None, masks=None, keep_cache=True, workspace=None, network=None
 ):
     """Network output for a batch of sequences.
+
+    The output layer reads the top LSTM layer's outputs ``y_t`` (``h_t``, or
+    ``[h_forward_t | h_backward_t]`` for a bidirectional layer) as the network's
+    ``pooling`` says, over each sequence's valid steps ``t < T_b`` only:
+
+    * ``"last"``: ``y_{T_b}`` (bidirectional: ``[h_forward_{T_b} | h_backward_1]``);
+    * ``"mean"`` / ``"max"``: the mean / elementwise maximum of ``y_1..y_{T_b}``;
+    * ``"none"``: every ``y_t``, one output per step.
 
     Parameters
     ----------
@@ -463,7 +521,8 @@ def forward(
         Number of valid steps of each sequence; None when all have T.
     masks : list of (mask_x, mask_h) per layer, or None
         Scaled dropout masks (see the module docstring); None or a None entry for
-        no dropout.
+        no dropout. A bidirectional layer's ``mask_h`` is (B, 2H), ``[forward |
+        reverse]``; its ``mask_x`` applies to both directions.
     keep_cache : bool, default=True
         False for prediction: nothing is kept for backpropagation.
     workspace : Workspace or None
@@ -475,7 +534,8 @@ def forward(
 
     Returns
     -------
-    out : ndarray of shape (B, n_outputs)
+    out : ndarray of shape (B, n_outputs), or (B, T, n_outputs) for pooling
+        ``"none"`` (finite but meaningless at padding steps)
         Raw output (before any output activation).
     cache : tuple or None
         Everything :func:`backward` needs.
@@ -488,29 +548,72 @@ def forward(
         if X.shape[0] > block:
             out = _forward_blocks(X, params, lengths, masks, block, workspace, network)
             return out, None
+    B, T = X.shape[:2]
+    order = _reversal(lengths, T) if network.bidirectional else None
     inp = X.transpose(1, 2, 0)  # (T, F, B), copied into the first layer's columns
     caches = []
     *lstm_params, (W_out, b_out) = network.layer_params(params)
-    for layer, (W, U, b) in enumerate(lstm_params):
-        mask_x, mask_h = masks[layer] if masks is not None else (None, None)
-        inp, cache = _layer_forward(
-            inp, W, U, b, mask_x, mask_h, keep_cache, ws, key=f"{layer}."
+    for k, (layer, arrays) in enumerate(zip(network.lstm, lstm_params)):
+        mask_x, mask_h = masks[k] if masks is not None else (None, None)
+        inp, cache = _lstm_layer_forward(
+            layer, inp, arrays, mask_x, mask_h, order, keep_cache, ws, f"{k}."
         )
         caches.append(cache)
-    B = X.shape[0]
-    last = inp[-1].T if lengths is None else inp[lengths - 1, :, np.arange(B)]
-    out = last @ W_out  # (B, n_outputs)
+    Y = inp  # (T, D, B), the top layer's outputs
+    pooled, pool_cache = _pool(Y, network, lengths)
+    if pooled is None:  # one output per step
+        out = np.matmul(Y.transpose(2, 0, 1), W_out)  # (B, T, n_outputs)
+    else:
+        out = pooled @ W_out  # (B, n_outputs)
     out += b_out
     if not keep_cache:
         return out, None
-    return out, (caches, last, W_out, lengths, ws)
+    return out, (caches, Y, pooled, pool_cache, W_out, lengths, order, ws, network)
+
+
+def _valid_steps(lengths, T):
+    """(T, B) booleans: whether step t is within sequence b."""
+    return np.arange(T)[:, np.newaxis] < lengths
+
+
+def _pool(Y, network, lengths):
+    """What the output layer reads from the top layer's outputs ``Y`` (T, D, B):
+    ``(pooled (B, D), what the backward pass needs)``, or ``(None, None)`` for
+    one output per step."""
+    pooling = network.pooling
+    T, D, B = Y.shape
+    if pooling == "none":
+        return None, None
+    if pooling == "last":
+        if lengths is None:
+            pooled = Y[-1].T.copy()
+        else:
+            pooled = Y[lengths - 1, :, np.arange(B)]  # (B, D), a new array
+        top = network.lstm[-1]
+        if top.bidirectional:  # the reverse direction ends at the first step
+            H = top.n_hidden
+            pooled[:, H:] = Y[0, H:].T
+        return pooled, None
+    if pooling == "mean":
+        if lengths is None:
+            return Y.sum(axis=0).T / T, None
+        valid = _valid_steps(lengths, T)[:, np.newaxis, :]  # (T, 1, B)
+        summed = np.where(valid, Y, 0).sum(axis=0)  # (D, B)
+        return (summed / lengths).T, None
+    # max: padding never wins; ties share the gradient evenly, as torch.amax
+    masked = Y if lengths is None else np.where(
+        _valid_steps(lengths, T)[:, np.newaxis, :], Y, -np.inf
+    )
+    top = masked.max(axis=0)  # (D, B)
+    return top.T.copy(), masked == top  # (B, D), argmax indicator (T, D, B)
 
 
 def _forward_blocks(X, params, lengths, masks, block, workspace, network):
     """:func:`forward` without cache, ``block`` samples at a time, each block cut
     to its longest sequence."""
     B, T = X.shape[:2]
-    out = np.empty((B, network.n_outputs), dtype=X.dtype)
+    per_step = (T,) if network.per_step else ()
+    out = np.zeros((B, *per_step, network.n_outputs), dtype=X.dtype)
     for start in range(0, B, block):
         rows = slice(start, start + block)
         steps, part = T, None
@@ -520,9 +623,13 @@ def _forward_blocks(X, params, lengths, masks, block, workspace, network):
             if (part == steps).all():
                 part = None
         part_masks = mask_rows(masks, rows)
-        out[rows], _ = forward(
+        block_out, _ = forward(
             X[rows, :steps], params, part, part_masks, False, workspace, network
         )
+        if per_step:
+            out[rows, :steps] = block_out
+        else:
+            out[rows] = block_out
     return out
 
 
@@ -533,13 +640,34 @@ def mask_rows(masks, rows):
     return [tuple(None if m is None else m[rows] for m in pair) for pair in masks]
 
 
+def _last_step_grad(d_last, lengths, T, ws, key):
+    """The gradient from above ``dHs`` (T, H, B) of a direction whose output is
+    read at each sequence's last step only, and which steps hold one (see
+    :func:`_layer_backward`); ``d_last`` (B, H)."""
+    B, H = d_last.shape
+    from_above = np.zeros(T, dtype=bool)
+    from_above[-1 if lengths is None else lengths - 1] = True
+    # The recurrence writes every other step but the last before reading it.
+    dHs = ws.empty(key + "dHs", (T, H, B), d_last.dtype)
+    if lengths is None:
+        dHs[-1] = d_last.T
+    else:
+        zeroed = from_above.copy()
+        zeroed[-1] = True
+        dHs[zeroed] = 0.0
+        dHs[lengths - 1, :, np.arange(B)] = d_last
+    return dHs, from_above.tolist()
+
+
 def backward(dout, cache, need_dX=False):
     """Gradients of a loss with respect to every parameter (and the input).
 
     Parameters
     ----------
-    dout : ndarray of shape (B, n_outputs)
-        Gradient of the loss with respect to the raw output of :func:`forward`.
+    dout : ndarray of shape (B, n_outputs), or (B, T, n_outputs) for pooling
+        ``"none"``
+        Gradient of the loss with respect to the raw output of :func:`forward`;
+        entries at padding steps are ignored.
     cache : tuple from :func:`forward`.
     need_dX : bool, default=False
         Also return the gradient with respect to ``X``.
@@ -551,35 +679,71 @@ def backward(dout, cache, need_dX=False):
     dX : ndarray of shape (B, T, F)
         Only when ``need_dX`` is true.
     """
-    caches, last, W_out, lengths, ws = cache
-    dW_out = last.T @ dout  # (H, n_outputs)
-    db_out = dout.sum(axis=0)  # (n_outputs,)
-    T = caches[-1][0].shape[0] - 1
-    B, H = last.shape
-    # Only the steps that feed the output get a gradient from above in the top
-    # layer; every step does in the layers below it.
-    from_above = np.zeros(T, dtype=bool)
-    from_above[-1 if lengths is None else lengths - 1] = True
-    # dL/dh_t from above, as columns. The recurrence writes every other step but
-    # the last before reading it (see _layer_backward): only these need zeros.
-    dHs = ws.empty("dHs", (T, H, B), last.dtype)
-    if lengths is None:
-        dHs[-1] = (dout @ W_out.T).T  # only h_T feeds the output layer
+    caches, Y, pooled, pool_cache, W_out, lengths, order, ws, network = cache
+    T, D, B = Y.shape
+    pooling = network.pooling
+    top = network.lstm[-1]
+    dY = from_above = None  # the top layer's gradient from above, aligned
+    if pooling == "none":
+        if lengths is not None:  # padding steps feed nothing
+            dout = dout * _valid_steps(lengths, T).T[:, :, np.newaxis]
+        dW_out = np.tensordot(Y, dout, axes=([0, 2], [1, 0]))  # (D, n_outputs)
+        db_out = dout.sum(axis=(0, 1))
+        dY = ws.empty("dY", (T, D, B), Y.dtype)
+        np.matmul(W_out, dout.transpose(1, 2, 0), out=dY)  # (T, D, B)
     else:
-        zeroed = from_above.copy()
-        zeroed[-1] = True
-        dHs[zeroed] = 0.0
-        dHs[lengths - 1, :, np.arange(B)] = dout @ W_out.T
-    from_above = from_above.tolist()
+        dW_out = pooled.T @ dout  # (D, n_outputs)
+        db_out = dout.sum(axis=0)  # (n_outputs,)
+        d_pooled = (dout @ W_out.T).T  # (D, B)
+        if pooling == "mean":
+            dY = ws.empty("dY", (T, D, B), Y.dtype)
+            if lengths is None:
+                dY[...] = d_pooled / T
+            else:
+                valid = _valid_steps(lengths, T)[:, np.newaxis, :]
+                np.multiply(valid, d_pooled / lengths, out=dY)
+        elif pooling == "max":
+            is_max = pool_cache
+            dY = ws.empty("dY", (T, D, B), Y.dtype)
+            np.multiply(is_max, d_pooled / is_max.sum(axis=0), out=dY)
+        else:  # last: only the steps read get a gradient from above
+            H = top.n_hidden
+            dH_f, from_above = _last_step_grad(d_pooled[:H].T, lengths, T, ws, "f.")
+            d_top = [dH_f]
+            if top.bidirectional:  # its first step is the reverse run's last
+                d_top.append(_last_step_grad(d_pooled[H:].T, lengths, T, ws, "r.")[0])
+
     grads = []
-    for layer in range(len(caches) - 1, -1, -1):
-        first_and_unneeded = layer == 0 and not need_dX
-        dHs, dW, dU, db = _layer_backward(
-            dHs, caches[layer], not first_and_unneeded, from_above, ws, f"{layer}."
-        )
-        from_above = None
-        grads[:0] = [dW, dU, db]
+    for k in range(len(caches) - 1, -1, -1):
+        layer, cache_k, key = network.lstm[k], caches[k], f"{k}."
+        need = k > 0 or need_dX
+        if dY is not None:  # split into the directions, in their own step order
+            H = layer.n_hidden
+            if not layer.bidirectional:
+                d_top = [dY]
+            else:
+                dH_f = ws.empty(key + "dH_f", (T, H, B), Y.dtype)
+                np.copyto(dH_f, dY[:, :H])
+                dH_r = ws.empty(key + "dH_r", (T, H, B), Y.dtype)
+                _reverse(dY[:, H:], order, dH_r)
+                d_top = [dH_f, dH_r]
+        if not layer.bidirectional:
+            dX, *layer_grads = _layer_backward(
+                d_top[0], cache_k, need, from_above, ws, key
+            )
+        else:
+            dX, *layer_grads = _layer_backward(
+                d_top[0], cache_k[0], need, from_above, ws, key + "f."
+            )
+            dX_r, *reverse_grads = _layer_backward(
+                d_top[1], cache_k[1], need, from_above, ws, key + "r."
+            )
+            layer_grads += reverse_grads
+            if need:
+                dX += _reverse(dX_r, order, ws.empty(key + "dX_r", dX.shape, dX.dtype))
+        grads[:0] = layer_grads
+        dY, from_above = dX, None
     grads += [dW_out, db_out]
     if need_dX:
-        return grads, dHs.transpose(2, 0, 1).copy()  # (B, T, F), not a buffer
+        return grads, dY.transpose(2, 0, 1).copy()  # (B, T, F), not a buffer
     return grads

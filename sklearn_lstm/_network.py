@@ -8,7 +8,9 @@ adding it here and in the engine's layer code, nothing else.
 
 The parameters of a network live in one flat list, in the order of
 :attr:`Network.specs`: each LSTM layer's ``kernel``, ``recurrent_kernel`` and
-``bias``, then the output layer's ``coef`` and ``intercept``. That list holds the
+``bias`` (and for a bidirectional layer the reverse direction's
+``kernel_reverse``, ``recurrent_kernel_reverse`` and ``bias_reverse``), then the
+output layer's ``coef`` and ``intercept``. That list holds the
 very arrays the estimator exposes, so writing into a public array changes the model.
 
 Nothing here imports scikit-learn: the helper processes load this module.
@@ -30,24 +32,39 @@ class ParamSpec(NamedTuple):
     init: str  # "glorot", "orthogonal", "zeros" or "lstm_bias"
 
 
+#: What the output layer reads from the top LSTM layer's outputs (see ``_engine``).
+POOLINGS = ("last", "mean", "max", "none")
+
+
 class LSTMLayer(NamedTuple):
-    """An LSTM layer reading ``n_inputs`` values per step into ``n_hidden`` units."""
+    """An LSTM layer reading ``n_inputs`` values per step into ``n_hidden`` units;
+    a bidirectional one also runs backward over each sequence, with its own
+    weights, and outputs ``[h_forward | h_backward]`` (``2 * n_hidden``)."""
 
     n_inputs: int
     n_hidden: int
+    bidirectional: bool = False
 
     @property
     def specs(self):
         F, H = self.n_inputs, self.n_hidden
-        return (
+        forward = (
             ParamSpec("kernel", (F, 4 * H), True, "glorot"),
             ParamSpec("recurrent_kernel", (H, 4 * H), True, "orthogonal"),
             ParamSpec("bias", (4 * H,), False, "lstm_bias"),
         )
+        if not self.bidirectional:
+            return forward
+        return forward + tuple(spec._replace(name=spec.name + "_reverse")
+                               for spec in forward)
+
+    @property
+    def n_directions(self):
+        return 2 if self.bidirectional else 1
 
     @property
     def n_outputs(self):
-        return self.n_hidden
+        return self.n_directions * self.n_hidden
 
 
 class DenseLayer(NamedTuple):
@@ -70,13 +87,21 @@ class Network:
     Parameters
     ----------
     layers : sequence of LSTMLayer, then one DenseLayer
+    pooling : {"last", "mean", "max", "none"}, default="last"
+        What the dense layer reads: the top layer's output at each sequence's last
+        step (for a bidirectional layer, the backward half at its first step), the
+        mean or the elementwise maximum of its outputs over the valid steps, or
+        each step's output (one output per step).
     """
 
-    def __init__(self, layers):
+    def __init__(self, layers, pooling="last"):
         self.layers = tuple(layers)
         *lstm, head = self.layers
         if not lstm or not isinstance(head, DenseLayer):
             raise ValueError("a network is one or more LSTM layers, then a dense one")
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+        self.pooling = pooling
         self.lstm = tuple(lstm)
         self.head = head
         # (layer index, spec) of every parameter, in the flat order.
@@ -88,14 +113,17 @@ class Network:
         self._slices = [slice(a, b) for a, b in zip(starts, starts[1:])]
 
     @classmethod
-    def stack(cls, n_features, hidden_sizes, n_outputs):
-        """LSTM layers of ``hidden_sizes`` units on ``n_features`` inputs per step,
-        and a dense layer of ``n_outputs`` on the last one."""
+    def stack(cls, n_features, hidden_sizes, n_outputs, *, bidirectional=False,
+              pooling="last"):
+        """LSTM layers of ``hidden_sizes`` units on ``n_features`` inputs per step
+        (all bidirectional or none), and a dense layer of ``n_outputs`` reading the
+        last one as ``pooling`` says."""
         layers, n_inputs = [], int(n_features)
         for n_hidden in hidden_sizes:
-            layers.append(LSTMLayer(n_inputs, int(n_hidden)))
-            n_inputs = int(n_hidden)
-        return cls(layers + [DenseLayer(n_inputs, int(n_outputs))])
+            layer = LSTMLayer(n_inputs, int(n_hidden), bool(bidirectional))
+            layers.append(layer)
+            n_inputs = layer.n_outputs
+        return cls(layers + [DenseLayer(n_inputs, int(n_outputs))], pooling)
 
     @classmethod
     def from_shapes(cls, shapes):
@@ -111,13 +139,17 @@ class Network:
         return network
 
     def __eq__(self, other):
-        return isinstance(other, Network) and self.layers == other.layers
+        return (
+            isinstance(other, Network)
+            and self.layers == other.layers
+            and self.pooling == other.pooling
+        )
 
     def __hash__(self):
-        return hash(self.layers)
+        return hash((self.layers, self.pooling))
 
     def __repr__(self):
-        return f"Network({list(self.layers)!r})"
+        return f"Network({list(self.layers)!r}, pooling={self.pooling!r})"
 
     # ------------------------------------------------------------ structure
     @property
@@ -128,18 +160,30 @@ class Network:
     def n_outputs(self):
         return self.head.n_outputs
 
+    @property
+    def bidirectional(self):
+        return any(layer.bidirectional for layer in self.lstm)
+
+    @property
+    def per_step(self):
+        """Whether the network gives one output per time step."""
+        return self.pooling == "none"
+
     def layer_params(self, params):
         """The parameters of each layer, as lists, in the order of ``layers``."""
         return [params[s] for s in self._slices]
 
     def step_macs(self):
         """Multiply-adds of one sample's step through the LSTM layers."""
-        return sum(4 * layer.n_hidden * (layer.n_hidden + layer.n_inputs + 1)
-                   for layer in self.lstm)
+        return sum(
+            4 * layer.n_outputs * (layer.n_hidden + layer.n_inputs + 1)
+            for layer in self.lstm
+        )
 
     def mask_shapes(self, n_samples):
-        """Shapes of each LSTM layer's dropout masks, ``(inputs, recurrence)``."""
-        return [((n_samples, layer.n_inputs), (n_samples, layer.n_hidden))
+        """Shapes of each LSTM layer's dropout masks, ``(inputs, recurrence)``;
+        a bidirectional layer's recurrence mask is ``[forward | reverse]``."""
+        return [((n_samples, layer.n_inputs), (n_samples, layer.n_outputs))
                 for layer in self.lstm]
 
     # ----------------------------------------------------- initialisation
