@@ -134,8 +134,12 @@ class SerialBackend:
         """The samples of each chunk of a prediction: slices for sequences of
         one length, else index arrays of samples sorted by length."""
         n_samples, n_steps, _ = X.values.shape
-        # Prediction keeps, per layer and sample, the column [h; x; 1] of each step.
-        per_step = sum(layer.n_inputs + layer.n_hidden + 1 for layer in network.lstm)
+        # Prediction keeps, per layer, direction and sample, the column [h; x; 1]
+        # of each step.
+        per_step = sum(
+            layer.n_directions * (layer.n_inputs + layer.n_hidden + 1)
+            for layer in network.lstm
+        )
         per_sample = (n_steps + 1) * per_step * X.values.dtype.itemsize
         size = max(1, PREDICT_CHUNK_BYTES // per_sample)
         if self.n_shares > 1 and n_samples >= self.n_shares * MIN_PREDICT_SHARE:
@@ -147,13 +151,17 @@ class SerialBackend:
         return [order[start : start + size] for start in starts]
 
     def outputs(self, network, params, X, workspace):
-        """Raw network outputs of the :class:`~._objective.Sequences` ``X``."""
+        """Raw network outputs of the :class:`~._objective.Sequences` ``X``: (n,
+        n_outputs), or (n, n_timesteps, n_outputs) per step (zeros at steps past
+        a chunk's longest sequence, meaningless at other padding steps)."""
         chunks = self.chunks(network, X)
-        out = np.empty((len(X), network.n_outputs), dtype=X.values.dtype)
+        per_step = X.values.shape[1:2] if network.per_step else ()
+        out = np.zeros((len(X), *per_step, network.n_outputs), dtype=X.values.dtype)
         tasks = [("outputs", (network, params, X.take(idx))) for idx in chunks]
 
         def put(j, result):
-            out[chunks[j]] = result[1][0]
+            chunk_out = result[1][0]  # per step: cut to the chunk's longest
+            out[chunks[j], : chunk_out.shape[1] if per_step else None] = chunk_out
 
         self.run(tasks, put, workspace)
         return out

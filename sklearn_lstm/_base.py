@@ -28,7 +28,7 @@ from sklearn.utils.validation import (
 from . import _processes  # noqa: F401  (reads the helpers' sources with the package)
 from ._backend import SerialBackend, make_backend
 from ._engine import Workspace
-from ._network import Network
+from ._network import POOLINGS, Network
 from ._objective import Batch, Sequences
 from ._optimizers import (
     AdamOptimizer,
@@ -36,7 +36,12 @@ from ._optimizers import (
     SGDOptimizer,
     clip_grad_norm,
 )
-from ._validation import validate_sequences
+from ._validation import (
+    restore_steps,
+    step_targets,
+    valid_steps,
+    validate_sequences,
+)
 from ._warnings import warn_user
 
 _OPTIMIZERS = {"adam": AdamOptimizer, "rmsprop": RMSPropOptimizer, "sgd": SGDOptimizer}
@@ -85,6 +90,13 @@ def _interrupt_after_batch():
         signal.signal(signal.SIGINT, previous)
 
 
+def _take(X, y, sample_weight, indices):
+    """The sequences, targets and weights of the samples ``indices``, per-step
+    targets and weights cut to the steps that the sequences keep."""
+    batch = Batch(X, y, sample_weight, None).take(indices)
+    return batch.X, batch.y, batch.weights
+
+
 class BaseLSTM(BaseEstimator, ABC):
     """Base class for the LSTM estimators. Use the derived classes."""
 
@@ -93,6 +105,8 @@ class BaseLSTM(BaseEstimator, ABC):
             "array-like",
             Interval(Integral, 1, None, closed="left"),
         ],
+        "bidirectional": ["boolean"],
+        "pooling": [StrOptions(set(POOLINGS))],
         "solver": [StrOptions({"adam", "rmsprop", "sgd"})],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "batch_size": [
@@ -130,6 +144,8 @@ class BaseLSTM(BaseEstimator, ABC):
     def __init__(
         self,
         hidden_layer_sizes,
+        bidirectional,
+        pooling,
         solver,
         alpha,
         batch_size,
@@ -157,6 +173,8 @@ class BaseLSTM(BaseEstimator, ABC):
         n_jobs,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
+        self.bidirectional = bidirectional
+        self.pooling = pooling
         self.solver = solver
         self.alpha = alpha
         self.batch_size = batch_size
@@ -197,9 +215,19 @@ class BaseLSTM(BaseEstimator, ABC):
             )
         return [int(h) for h in sizes]
 
+    def _make_network(self, n_features, n_outputs):
+        """The network these parameters describe."""
+        return Network.stack(
+            n_features,
+            self._layer_sizes(),
+            n_outputs,
+            bidirectional=self.bidirectional,
+            pooling=self.pooling,
+        )
+
     def _initialize(self, n_features, n_outputs, dtype):
         """Draw fresh weights from ``self._random_state`` and reset the records."""
-        self._network = Network.stack(n_features, self._layer_sizes(), n_outputs)
+        self._network = self._make_network(n_features, n_outputs)
         params = self._network.init(self._random_state, dtype)
         for name, value in self._network.to_public(params).items():
             setattr(self, name, value)
@@ -242,10 +270,35 @@ class BaseLSTM(BaseEstimator, ABC):
         with backend.session(self._network, "predict", n_samples, n_steps):
             return backend.outputs(self._network, params, X, workspace)
 
-    def _raw_predict(self, X):
-        """Validate X and return the raw network output."""
+    def _predict_with(self, X, transform):
+        """Validate X and return ``transform`` of the raw network output.
+
+        ``transform`` maps 2D raw outputs (one row per sample) to predictions
+        (one per row). With one output per step, it gets a row per valid step, and
+        the predictions come back in the form of X (see ``restore_steps``).
+        """
         check_is_fitted(self)
-        return self._forward_raw(validate_sequences(self, X, reset=False))
+        sequences = validate_sequences(self, X, reset=False)
+        raw = self._forward_raw(sequences)
+        if not self._network.per_step:
+            return transform(raw)
+        return restore_steps(transform(raw[valid_steps(sequences)]), sequences, X)
+
+    def _step_rows(self, raw, X):
+        """The raw outputs of each valid step (per step), or ``raw`` as it is."""
+        return raw[valid_steps(X)] if self._network.per_step else raw
+
+    def _score_steps(self, X, y, sample_weight):
+        """``score`` of a model with one output per step: over all valid steps,
+        each weighted by its sequence's ``sample_weight``."""
+        sequences = validate_sequences(self, X, reset=False)
+        rows = step_targets(y, sequences)
+        if sample_weight is not None:
+            weights = self._check_sample_weight(sample_weight, sequences.values)
+            n_steps = valid_steps(sequences).sum(axis=1)
+            sample_weight = np.repeat(weights, n_steps)
+        raw = self._forward_raw(sequences)
+        return self._score_rows(raw, sequences, rows, sample_weight)
 
     # ----------------------------------------------------------------- training
     def _dropout_masks(self, batch_size, dtype):
@@ -277,8 +330,10 @@ class BaseLSTM(BaseEstimator, ABC):
         The loss is the ``sample_weight``-weighted mean over the batch, and the
         penalty ``alpha / (2 * sum(sample_weight)) * sum ||W||^2`` over kernels,
         recurrent kernels and output weights; biases are not penalised. With unit
-        weights, these are MLP's mean loss and ``alpha / (2 n)`` penalty. The
-        ``backend`` (default: serial) computes the loss and gradients.
+        weights, these are MLP's mean loss and ``alpha / (2 n)`` penalty. With one
+        output per step, ``y`` and ``sample_weight`` have one entry per step (see
+        ``_objective.Batch``): the mean and ``n`` run over steps. The ``backend``
+        (default: serial) computes the loss and gradients.
         """
         weight_sum = float(sample_weight.sum())
         batch = Batch(Sequences(X, lengths), y, sample_weight / weight_sum, masks)
@@ -311,21 +366,9 @@ class BaseLSTM(BaseEstimator, ABC):
         )
         if first_pass:
             self._random_state = check_random_state(self.random_state)
-            self._initialize(X.values.shape[2], y.shape[1], X.values.dtype)
+            self._initialize(X.values.shape[2], y.shape[-1], X.values.dtype)
         else:
-            fitted_sizes = self._network.hidden_sizes
-            if fitted_sizes != layer_sizes:
-                raise ValueError(
-                    f"hidden_layer_sizes is {tuple(layer_sizes)} but the fitted model "
-                    f"has {tuple(fitted_sizes)}; warm_start and partial_fit continue "
-                    "training the same architecture."
-                )
-            if y.shape[1] != self.n_outputs_:
-                raise ValueError(
-                    f"y has {y.shape[1]} output(s) but the fitted model has "
-                    f"{self.n_outputs_}; warm_start and partial_fit need the same "
-                    "number of outputs."
-                )
+            self._check_same_network(layer_sizes, y.shape[-1])
         params = self._check_weights()
         dtype = params[0].dtype
         self._fit_stochastic(
@@ -336,6 +379,27 @@ class BaseLSTM(BaseEstimator, ABC):
             incremental,
         )
         return self
+
+    def _check_same_network(self, layer_sizes, n_outputs):
+        """Raise if the parameters describe another network than the fitted one."""
+        fitted = self._network
+        for name, now, then in [
+            ("hidden_layer_sizes", tuple(layer_sizes), tuple(fitted.hidden_sizes)),
+            ("bidirectional", bool(self.bidirectional), fitted.bidirectional),
+            ("pooling", self.pooling, fitted.pooling),
+        ]:
+            if now != then:
+                raise ValueError(
+                    f"{name} is {now!r} but the fitted model has {then!r}; "
+                    "warm_start and partial_fit continue training the same "
+                    "architecture."
+                )
+        if n_outputs != self.n_outputs_:
+            raise ValueError(
+                f"y has {n_outputs} output(s) but the fitted model has "
+                f"{self.n_outputs_}; warm_start and partial_fit need the same "
+                "number of outputs."
+            )
 
     @staticmethod
     def _check_sample_weight(sample_weight, X):
@@ -386,7 +450,9 @@ class BaseLSTM(BaseEstimator, ABC):
                 "at least one sample on each side."
             )
         stratify = None
-        if is_classifier(self) and self._label_binarizer.y_type_ == "binary":
+        if y.ndim == 3:  # targets per step: no class per sample
+            pass
+        elif is_classifier(self) and self._label_binarizer.y_type_ == "binary":
             stratify = y[:, 0]
         elif is_classifier(self) and self._label_binarizer.y_type_ == "multiclass":
             stratify = y.argmax(axis=1)
@@ -403,8 +469,12 @@ class BaseLSTM(BaseEstimator, ABC):
         validation = None
         if early_stopping:
             train, val = self._validation_split(len(X), y)
-            validation = (X.take(val), self._decode(y[val]), sample_weight[val])
-            X, y, sample_weight = X.take(train), y[train], sample_weight[train]
+            X_val, y_val, weights_val = _take(X, y, sample_weight, val)
+            if y.ndim == 3:  # score the valid steps
+                steps = valid_steps(X_val)
+                y_val, weights_val = y_val[steps], weights_val[steps]
+            validation = (X_val, self._decode(y_val), weights_val)
+            X, y, sample_weight = _take(X, y, sample_weight, train)
             if not sample_weight.sum() > 0:
                 raise ValueError(
                     "The samples left for training after the early_stopping split "
@@ -472,14 +542,13 @@ class BaseLSTM(BaseEstimator, ABC):
                 epoch_loss = epoch_weight = 0.0
                 seen = 0
                 for idx in self._batches(n_samples, batch_size, X.lengths):
-                    weights = sample_weight[idx]
+                    batch, y_batch, weights = _take(X, y, sample_weight, idx)
                     batch_weight = float(weights.sum())
                     if batch_weight > 0:
-                        batch = X.take(idx)
                         masks = self._dropout_masks(len(idx), batch.values.dtype)
                         loss, grads = self._loss_grad(
                             batch.values,
-                            y[idx],
+                            y_batch,
                             weights,
                             params,
                             batch.lengths,
@@ -655,9 +724,16 @@ class BaseLSTM(BaseEstimator, ABC):
     def _decode(self, y):
         """Targets in the form that ``score`` compares with predictions."""
 
-    @abstractmethod
     def _score_validated(self, X, y, sample_weight, workspace=None, backend=None):
-        """``score`` on already validated X."""
+        """``score`` on validated X and targets ``y`` decoded by ``_decode``
+        (one row per valid step with one output per step)."""
+        raw = self._forward_raw(X, workspace, backend)
+        return self._score_rows(raw, X, y, sample_weight)
+
+    @abstractmethod
+    def _score_rows(self, raw, X, y, sample_weight):
+        """``score`` from the raw outputs ``raw`` of validated X (per step:
+        ``y`` and ``sample_weight`` have one row per valid step)."""
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -12,15 +12,49 @@ from sklearn.utils.multiclass import (
     type_of_target,
     unique_labels,
 )
-from sklearn.utils.validation import check_array, check_consistent_length, column_or_1d
+from sklearn.utils.validation import (
+    check_array,
+    check_consistent_length,
+    check_is_fitted,
+    column_or_1d,
+)
 
 from ._base import BaseLSTM
 from ._losses import OUT_ACTIVATIONS
-from ._validation import FLOAT_DTYPES, validate_sequences
+from ._validation import (
+    FLOAT_DTYPES,
+    spread_steps,
+    step_targets,
+    validate_sequences,
+)
 
 _SHARED_PARAMETERS = """hidden_layer_sizes : int or sequence of int, default=(100,)
         Number of hidden units of each LSTM layer; one layer per entry, stacked so
         that the hidden states of one layer are the inputs of the next.
+
+    bidirectional : bool, default=False
+        Whether each LSTM layer also reads every sequence backward, from its own
+        last step to its first (padding never enters), with its own weights (the
+        ``"*_reverse"`` arrays of ``lstm_coefs_``). A layer's output at step t is
+        then ``[h_forward_t | h_backward_t]``, twice its hidden units, as in
+        PyTorch's ``nn.LSTM(bidirectional=True)`` and Keras' ``Bidirectional``.
+        A bidirectional model needs whole sequences: its output at a step depends
+        on the steps after it.
+
+    pooling : {"last", "mean", "max", "none"}, default="last"
+        What the output layer reads from the top LSTM layer's outputs:
+
+        - ``"last"``: the output at each sequence's last step (with
+          ``bidirectional``, ``[h_forward at the last step | h_backward at the
+          first step]``, PyTorch's ``h_n``);
+        - ``"mean"``, ``"max"``: the mean or the elementwise maximum of the
+          outputs over each sequence's steps (never over padding), as Keras'
+          ``GlobalAveragePooling1D`` / ``GlobalMaxPooling1D``; they help with
+          long sequences, whose last state forgets the beginning;
+        - ``"none"``: every step's output: one prediction per time step
+          (sequence labelling). ``y`` then holds one target per step, in the form
+          of X (see ``fit``), and ``predict`` returns one prediction per step in
+          that form.
 
     solver : {"adam", "rmsprop", "sgd"}, default="adam"
         The optimizer of the weights: Adam (Kingma & Ba, as in PyTorch), RMSProp
@@ -274,6 +308,8 @@ class LSTMRegressor(RegressorMixin, BaseLSTM):
         self,
         hidden_layer_sizes=(100,),
         *,
+        bidirectional=False,
+        pooling="last",
         solver="adam",
         alpha=0.0001,
         batch_size="auto",
@@ -302,6 +338,8 @@ class LSTMRegressor(RegressorMixin, BaseLSTM):
     ):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes,
+            bidirectional=bidirectional,
+            pooling=pooling,
             solver=solver,
             alpha=alpha,
             batch_size=batch_size,
@@ -340,10 +378,16 @@ class LSTMRegressor(RegressorMixin, BaseLSTM):
             Training sequences (see Notes for the forms and NaN padding).
 
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
-            Target values.
+            Target values. With ``pooling="none"``, one target per time step in
+            the form of X: array-like of shape (n_samples, n_timesteps) or
+            (n_samples, n_timesteps, n_outputs) (entries at X's padding steps are
+            ignored, whatever they hold), or a list of array-likes of shape
+            (n_timesteps_i,) or (n_timesteps_i, n_outputs).
 
         sample_weight : array-like of shape (n_samples,), default=None
-            Non-negative weights: the loss is the weighted mean over samples.
+            Non-negative weights of the sequences: the loss is the weighted mean
+            over samples (over all steps with ``pooling="none"``, each step
+            weighted by its sequence's weight).
 
         Returns
         -------
@@ -366,10 +410,16 @@ class LSTMRegressor(RegressorMixin, BaseLSTM):
             Training sequences (see Notes for the forms and NaN padding).
 
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
-            Target values.
+            Target values. With ``pooling="none"``, one target per time step in
+            the form of X: array-like of shape (n_samples, n_timesteps) or
+            (n_samples, n_timesteps, n_outputs) (entries at X's padding steps are
+            ignored, whatever they hold), or a list of array-likes of shape
+            (n_timesteps_i,) or (n_timesteps_i, n_outputs).
 
         sample_weight : array-like of shape (n_samples,), default=None
-            Non-negative weights: the loss is the weighted mean over samples.
+            Non-negative weights of the sequences: the loss is the weighted mean
+            over samples (over all steps with ``pooling="none"``, each step
+            weighted by its sequence's weight).
 
         Returns
         -------
@@ -391,14 +441,51 @@ class LSTMRegressor(RegressorMixin, BaseLSTM):
         Returns
         -------
         y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
-            Predicted values.
+            Predicted values. With ``pooling="none"``, one prediction per time
+            step in the form of X: a list of arrays (n_timesteps_i,) or
+            (n_timesteps_i, n_outputs) for a list of sequences, else an array
+            (n_samples, n_timesteps) or (n_samples, n_timesteps, n_outputs)
+            holding NaN at padding steps.
         """
-        y_pred = self._raw_predict(X)
-        return y_pred.ravel() if self.n_outputs_ == 1 else y_pred
+        return self._predict_with(X, self._values)
+
+    def _values(self, raw):
+        return raw.ravel() if self.n_outputs_ == 1 else raw
+
+    def score(self, X, y, sample_weight=None):
+        """Coefficient of determination R^2 of the predictions.
+
+        With ``pooling="none"``, over all valid time steps of all sequences (each
+        step a row of ``r2_score``, weighted by its sequence's weight).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_timesteps, n_features) or \
+                (n_samples, n_timesteps), or list of array-like
+            Test sequences.
+
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            True values; one per time step with ``pooling="none"``, as in ``fit``.
+
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the sequences.
+
+        Returns
+        -------
+        score : float
+            R^2 of ``self.predict(X)`` against ``y``.
+        """
+        check_is_fitted(self)
+        if self._network.per_step:
+            return self._score_steps(X, y, sample_weight)
+        return super().score(X, y, sample_weight)
 
     def _validate_input(self, X, y, sample_weight, incremental, reset):
         X = validate_sequences(self, X, reset=reset)
         y = _check_y_present(self, y)
+        per_step = self.pooling == "none"
+        if per_step:
+            y = step_targets(y, X)  # one row per valid step
         y = check_array(
             y, ensure_2d=False, dtype=FLOAT_DTYPES, input_name="y", estimator=self
         )
@@ -406,15 +493,18 @@ class LSTMRegressor(RegressorMixin, BaseLSTM):
             y = column_or_1d(y, warn=True)
         if y.ndim > 2:
             raise ValueError(f"y must be 1D or 2D, got an array of shape {y.shape}.")
-        check_consistent_length(X.values, y)
+        sample_weight = self._check_sample_weight(sample_weight, X.values)
         self.out_activation_ = "identity"
-        return X, y, self._check_sample_weight(sample_weight, X.values)
+        if per_step:
+            return X, *spread_steps(y, X, sample_weight)
+        check_consistent_length(X.values, y)
+        return X, y, sample_weight
 
     def _decode(self, y):
         return y
 
-    def _score_validated(self, X, y, sample_weight, workspace=None, backend=None):
-        y_pred = self._forward_raw(X, workspace, backend)
+    def _score_rows(self, raw, X, y, sample_weight):
+        y_pred = self._values(self._step_rows(raw, X))
         return r2_score(y, y_pred, sample_weight=sample_weight)
 
     def __sklearn_tags__(self):
@@ -483,6 +573,8 @@ class LSTMClassifier(ClassifierMixin, BaseLSTM):
         self,
         hidden_layer_sizes=(100,),
         *,
+        bidirectional=False,
+        pooling="last",
         solver="adam",
         alpha=0.0001,
         batch_size="auto",
@@ -512,6 +604,8 @@ class LSTMClassifier(ClassifierMixin, BaseLSTM):
     ):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes,
+            bidirectional=bidirectional,
+            pooling=pooling,
             solver=solver,
             alpha=alpha,
             batch_size=batch_size,
@@ -552,6 +646,9 @@ class LSTMClassifier(ClassifierMixin, BaseLSTM):
 
         y : array-like of shape (n_samples,) or (n_samples, n_labels)
             Class labels, or a binary indicator matrix for multilabel targets.
+            With ``pooling="none"``, one label (or indicator row) per time step
+            in the form of X, as for :class:`LSTMRegressor`: entries at X's
+            padding steps are ignored, whatever they hold.
 
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative weights, multiplied by the ``class_weight`` of each
@@ -579,6 +676,9 @@ class LSTMClassifier(ClassifierMixin, BaseLSTM):
 
         y : array-like of shape (n_samples,) or (n_samples, n_labels)
             Class labels, or a binary indicator matrix for multilabel targets.
+            With ``pooling="none"``, one label (or indicator row) per time step
+            in the form of X, as for :class:`LSTMRegressor`: entries at X's
+            padding steps are ignored, whatever they hold.
 
         classes : array-like of shape (n_classes,), default=None
             Every class that may appear in any call; required on the first call
@@ -604,12 +704,16 @@ class LSTMClassifier(ClassifierMixin, BaseLSTM):
     def _validate_input(self, X, y, sample_weight, incremental, reset):
         X = validate_sequences(self, X, reset=reset)
         y = _check_y_present(self, y)
+        per_step = self.pooling == "none"
+        if per_step:
+            y = step_targets(y, X)  # one row per valid step
         y = check_array(
             y, ensure_2d=False, dtype=None, input_name="y", estimator=self
         )
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
-        check_consistent_length(X.values, y)
+        if not per_step:
+            check_consistent_length(X.values, y)
         check_classification_targets(y)
 
         if not incremental and (not self.warm_start or not hasattr(self, "classes_")):
@@ -640,6 +744,7 @@ class LSTMClassifier(ClassifierMixin, BaseLSTM):
             "softmax" if binarizer.y_type_ == "multiclass" else "logistic"
         )
         sample_weight = self._check_sample_weight(sample_weight, X.values)
+        class_weights = None
         if self.class_weight is not None:
             if incremental and self.class_weight == "balanced":
                 raise ValueError(
@@ -647,16 +752,49 @@ class LSTMClassifier(ClassifierMixin, BaseLSTM):
                     "data set, which partial_fit does not see; pass a dict, e.g. "
                     "computed by sklearn.utils.class_weight.compute_class_weight."
                 )
-            sample_weight = sample_weight * compute_sample_weight(self.class_weight, y)
+            class_weights = compute_sample_weight(self.class_weight, y)
         y = binarizer.transform(y).astype(X.values.dtype, copy=False)
+        if per_step:  # class weights weigh steps, sample weights sequences
+            return X, *spread_steps(y, X, sample_weight, class_weights)
+        if class_weights is not None:
+            sample_weight = sample_weight * class_weights
         return X, y, sample_weight
 
     def _decode(self, y):
         return self._label_binarizer.inverse_transform(y)
 
-    def _score_validated(self, X, y, sample_weight, workspace=None, backend=None):
-        y_pred = self._decode(self._proba(self._forward_raw(X, workspace, backend)))
+    def _score_rows(self, raw, X, y, sample_weight):
+        y_pred = self._decode(self._proba(self._step_rows(raw, X)))
         return accuracy_score(y, y_pred, sample_weight=sample_weight)
+
+    def score(self, X, y, sample_weight=None):
+        """Mean accuracy of the predictions.
+
+        With ``pooling="none"``, over all valid time steps of all sequences (each
+        step weighted by its sequence's weight). For multilabel targets, the
+        subset accuracy, as in scikit-learn.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_timesteps, n_features) or \
+                (n_samples, n_timesteps), or list of array-like
+            Test sequences.
+
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+            True labels; one per time step with ``pooling="none"``, as in ``fit``.
+
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the sequences.
+
+        Returns
+        -------
+        score : float
+            Accuracy of ``self.predict(X)`` against ``y``.
+        """
+        check_is_fitted(self)
+        if self._network.per_step:
+            return self._score_steps(X, y, sample_weight)
+        return super().score(X, y, sample_weight)
 
     def _proba(self, raw):
         return OUT_ACTIVATIONS[self.out_activation_](raw)
@@ -676,7 +814,10 @@ class LSTMClassifier(ClassifierMixin, BaseLSTM):
         y : ndarray of shape (n_samples,) or (n_samples, n_labels)
             Predicted classes (an indicator matrix for multilabel targets).
         """
-        return self._decode(self._proba(self._raw_predict(X)))
+        return self._predict_with(X, self._labels)
+
+    def _labels(self, raw):
+        return self._decode(self._proba(raw))
 
     def predict_proba(self, X):
         """Probability estimates.
@@ -694,7 +835,10 @@ class LSTMClassifier(ClassifierMixin, BaseLSTM):
             Probability of each class, in the order of ``classes_``. For multilabel
             targets, the probability of each label, independently.
         """
-        proba = self._proba(self._raw_predict(X))
+        return self._predict_with(X, self._probabilities)
+
+    def _probabilities(self, raw):
+        proba = self._proba(raw)
         if self._label_binarizer.y_type_ == "binary":
             return np.hstack([1.0 - proba, proba])
         return proba
@@ -714,7 +858,9 @@ class LSTMClassifier(ClassifierMixin, BaseLSTM):
         log_proba : ndarray of shape (n_samples, n_classes)
             Log-probability of each class, in the order of ``classes_``.
         """
-        raw = self._raw_predict(X)
+        return self._predict_with(X, self._log_probabilities)
+
+    def _log_probabilities(self, raw):
         if self.out_activation_ == "softmax":
             shifted = raw - raw.max(axis=1, keepdims=True)
             return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))

@@ -41,9 +41,12 @@ class Sequences(NamedTuple):
 class Batch(NamedTuple):
     """One mini-batch (or a share of it) as the loss needs it.
 
-    ``weights`` are the samples' weights divided by the sum over the whole
-    mini-batch, so that the losses and gradients of its shares add up to its own.
-    ``masks`` are the dropout masks of each LSTM layer (see ``_engine``), or None.
+    ``y`` holds the targets, one row per sample (n, n_outputs), or for a network
+    with one output per step one per step (n, n_timesteps, n_outputs), cut like
+    ``X``. ``weights`` (n,), or (n, n_timesteps) per step with zeros at padding
+    steps, are the weights divided by their sum over the whole mini-batch, so that
+    the losses and gradients of its shares add up to its own. ``masks`` are the
+    dropout masks of each LSTM layer (see ``_engine``), or None.
     """
 
     X: Sequences
@@ -55,12 +58,12 @@ class Batch(NamedTuple):
         return len(self.y)
 
     def take(self, indices):
-        return Batch(
-            self.X.take(indices),
-            self.y[indices],
-            self.weights[indices],
-            mask_rows(self.masks, indices),
-        )
+        X = self.X.take(indices)
+        y, weights = self.y[indices], self.weights[indices]
+        if y.ndim == 3:  # one target per step: cut to the steps X keeps
+            n_steps = X.values.shape[1]
+            y, weights = y[:, :n_steps], weights[:, :n_steps]
+        return Batch(X, y, weights, mask_rows(self.masks, indices))
 
 
 def share_loss_grad(network, params, batch, loss, workspace=None):
@@ -73,7 +76,14 @@ def share_loss_grad(network, params, batch, loss, workspace=None):
     out, cache = forward(
         X.values, params, X.lengths, batch.masks, workspace=workspace, network=network
     )
-    loss_value, dout = LOSS_FUNCTIONS[loss](batch.y, out, batch.weights)
+    if out.ndim == 3:  # one output per step: each step is a row of the loss
+        rows = (-1, out.shape[2])
+        loss_value, dout = LOSS_FUNCTIONS[loss](
+            batch.y.reshape(rows), out.reshape(rows), batch.weights.reshape(-1)
+        )
+        dout = dout.reshape(out.shape)
+    else:
+        loss_value, dout = LOSS_FUNCTIONS[loss](batch.y, out, batch.weights)
     return float(loss_value), backward(dout, cache)
 
 

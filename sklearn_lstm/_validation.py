@@ -137,3 +137,120 @@ def check_form(estimator, X, ndim, n_features, reset, check_names=True):
             f"X has {n_features} features{per_step}, but {name} is expecting "
             f"{estimator.n_features_in_} features as input."
         )
+
+
+# ------------------------------------------------------ one target per time step
+def valid_steps(X):
+    """(n_samples, n_timesteps) booleans of the :class:`Sequences` ``X``: whether
+    each step is within its sequence."""
+    n_samples, n_steps = X.values.shape[:2]
+    if X.lengths is None:
+        return np.ones((n_samples, n_steps), dtype=bool)
+    return np.arange(n_steps) < X.lengths[:, np.newaxis]
+
+
+def _sequence_lengths(X):
+    n_samples, n_steps = X.values.shape[:2]
+    if X.lengths is None:
+        return np.full(n_samples, n_steps)
+    return X.lengths
+
+
+def step_targets(y, X):
+    """The targets of each valid step of ``X``, one row per step.
+
+    ``y`` holds one target (or one row of ``k``) per step, in the form of X: an
+    array-like (n_samples, n_timesteps) or (n_samples, n_timesteps, k), whose
+    entries at padding steps are ignored whatever they hold, or a list of
+    array-likes (n_timesteps_i,) or (n_timesteps_i, k) of each sequence's length.
+
+    Returns
+    -------
+    rows : ndarray of shape (n_valid_steps,) or (n_valid_steps, k)
+        Sequence after sequence, step after step: the order of
+        ``X.values[valid_steps(X)]``.
+    """
+    n_samples, n_steps = X.values.shape[:2]
+    lengths = _sequence_lengths(X)
+    if is_ragged(y):
+        return _list_step_targets(y, lengths)
+    y = np.asarray(y)
+    if y.ndim not in (2, 3) or y.shape[:2] != (n_samples, n_steps):
+        raise ValueError(
+            "With pooling='none', y holds one target per time step, in the form of "
+            f"X: an array of shape ({n_samples}, {n_steps}) or ({n_samples}, "
+            f"{n_steps}, n_outputs), or a list of {n_samples} arrays of the "
+            f"sequences' lengths; got y of shape {y.shape}."
+        )
+    return y[valid_steps(X)]
+
+
+def _list_step_targets(y, lengths):
+    if len(y) != len(lengths):
+        raise ValueError(
+            f"y holds {len(y)} sequences of targets but X holds {len(lengths)} "
+            "sequences; with pooling='none', y needs one sequence of targets per "
+            "sequence of X."
+        )
+    pieces = []
+    for i, (targets, length) in enumerate(zip(y, lengths)):
+        targets = np.asarray(targets)
+        if targets.ndim not in (1, 2) or len(targets) != length:
+            raise ValueError(
+                f"y[{i}] has shape {targets.shape} but X[{i}] has {length} time "
+                f"step(s); with pooling='none', y[{i}] needs one target per step: "
+                f"shape ({length},) or ({length}, n_outputs)."
+            )
+        pieces.append(targets)
+    if len({piece.shape[1:] for piece in pieces}) > 1:
+        shapes = sorted({str(piece.shape[1:]) for piece in pieces})
+        raise ValueError(
+            "The sequences of y have different numbers of outputs per step "
+            f"(trailing shapes {', '.join(shapes)}); each step needs the same."
+        )
+    return np.concatenate(pieces)
+
+
+def spread_steps(rows, X, weights, row_factors=None):
+    """Per-step targets and weights as the network's loss reads them.
+
+    ``rows`` are the encoded targets of the valid steps (see :func:`step_targets`),
+    ``weights`` the weight of each sequence (n_samples,) and ``row_factors``
+    optional factors of each valid step (class weights).
+
+    Returns
+    -------
+    y : ndarray of shape (n_samples, n_timesteps, n_outputs), zero at padding
+    step_weights : ndarray of shape (n_samples, n_timesteps): each step has its
+        sequence's weight (times its factor), padding steps 0
+    """
+    valid = valid_steps(X)
+    rows = rows.reshape(len(rows), -1)
+    y = np.zeros(valid.shape + rows.shape[1:], dtype=rows.dtype)
+    y[valid] = rows
+    step_weights = np.where(valid, weights[:, np.newaxis], 0).astype(weights.dtype)
+    if row_factors is not None:
+        step_weights[valid] *= row_factors
+    return y, step_weights
+
+
+def restore_steps(rows, X, like):
+    """Per-step outputs in the form of the input ``like``: a list of arrays
+    (n_timesteps_i, ...) for a list of sequences, else an array (n_samples,
+    n_timesteps, ...) whose padding steps hold NaN (None for labels that are not
+    numbers)."""
+    lengths = _sequence_lengths(X)
+    if is_ragged(like):
+        return np.split(rows, np.cumsum(lengths)[:-1])
+    valid = valid_steps(X)
+    if valid.all():
+        return rows.reshape(valid.shape + rows.shape[1:])
+    if rows.dtype.kind in "fc":
+        fill, dtype = np.nan, rows.dtype
+    elif rows.dtype.kind in "iub":
+        fill, dtype = np.nan, np.float64
+    else:
+        fill, dtype = None, object
+    out = np.full(valid.shape + rows.shape[1:], fill, dtype=dtype)
+    out[valid] = rows
+    return out

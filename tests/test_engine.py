@@ -307,7 +307,7 @@ def test_classifier_predict_proba_on_huge_logits(kind):
     est.coefs_[0][...] = rng.choice([-1000.0, 1000.0], size=est.coefs_[0].shape)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        raw = est._raw_predict(X)
+        raw = est._predict_with(X, lambda raw: raw)
         proba = est.predict_proba(X)
         log_proba = est.predict_log_proba(X)
         est.predict(X)
