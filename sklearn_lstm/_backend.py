@@ -9,11 +9,14 @@ An estimator asks its backend two things: the loss and gradients of a mini-batch
 * a prediction is cut into chunks of samples of similar lengths, sized by the
   data, the network and ``n_shares``; each sample's output comes from its chunk.
 
-Who computes a share never changes its result: :class:`SerialBackend` computes
-every share in the calling thread, and the process backend (``_processes``) hands
-some to helper processes, or computes them here whenever a helper cannot. So for
-given parameters, a fit and its predictions are the same bit for bit whichever
-backend ran them.
+:class:`SerialBackend` computes every share in the calling thread, BLAS using
+its threads: the backend of ``n_jobs=None``. For an int ``n_jobs``, the process
+backend (``_processes``) hands shares to helper processes, or computes them here
+whenever a helper cannot, every share with BLAS on one thread, so that who
+computes a share never changes its result: for given parameters, a fit and its
+predictions are the same bit for bit whether helpers ran or not, and whatever
+BLAS's thread limits. (BLAS cuts a product among its threads in ways that can
+change the last bits of its sums.)
 
 Nothing here imports scikit-learn: the helper processes load this module.
 """
@@ -68,14 +71,14 @@ def effective_n_jobs(n_jobs):
 
 
 def make_backend(n_jobs):
-    """The backend of an estimator with this ``n_jobs``: serial for one share,
-    helper processes (when they can run) for more."""
-    n_shares = effective_n_jobs(n_jobs)
-    if n_shares == 1:
+    """The backend of an estimator with this ``n_jobs``: serial, BLAS using its
+    threads, for None; else ``n_jobs`` shares, each computed with BLAS on one
+    thread, by helper processes when they can run and are worth it."""
+    if n_jobs is None:
         return SerialBackend()
     from ._processes import ProcessBackend
 
-    return ProcessBackend(n_shares)
+    return ProcessBackend(effective_n_jobs(n_jobs))
 
 
 class SerialBackend:

@@ -719,8 +719,8 @@ def blas_threads():
 
 @contextmanager
 def _blas_on_one_thread():
-    """BLAS on one thread while helpers compute, counted across threads: the
-    limits of before come back when the last shared computation ends."""
+    """BLAS on one thread during a shared computation, counted across threads:
+    the limits of before come back when the last one ends."""
     global _blas_users, _blas_limiter
     with _blas_lock:
         if _blas_users == 0:
@@ -780,8 +780,13 @@ class ProcessBackend(SerialBackend):
                     "is computed in this process instead, with the same results; "
                     "no helper will start again in this process."
                 )
+        # Every share runs with BLAS on one thread, here as in the helpers, with
+        # helpers or without: how BLAS cuts a product among threads can change
+        # the last bits of its sums, and a share's result must not depend on
+        # who computed it.
         if not helpers:
-            yield self
+            with _blas_on_one_thread():
+                yield self
             return
         self._helpers, self._slowest = list(helpers), 0.0
         try:

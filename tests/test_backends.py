@@ -179,10 +179,12 @@ def recording():
 
 # ------------------------------------------------------------- the seam's data
 def problem(loss, dtype, ragged, dropout, B=64, T=32, F=3, sizes=(32, 16), n_out=3,
-            seed=0):
+            seed=0, bidirectional=False, pooling="last"):
     """A network, its parameters and a mini-batch (as the estimators make them)."""
     rng = np.random.default_rng(seed)
-    network = Network.stack(F, sizes, n_out)
+    network = Network.stack(
+        F, sizes, n_out, bidirectional=bidirectional, pooling=pooling
+    )
     params = network.init(np.random.RandomState(seed), dtype)
     X = rng.normal(size=(B, T, F))
     lengths = None
@@ -205,6 +207,11 @@ def problem(loss, dtype, ragged, dropout, B=64, T=32, F=3, sizes=(32, 16), n_out
 
         (x0, _), (x1, h1) = network.mask_shapes(B)
         masks = [(mask(x0, 0.2), None), (mask(x1, 0.3), mask(h1, 0.25))]
+    if pooling == "none":  # one target per step, weights zero at padding
+        y = np.repeat(y[:, np.newaxis], T, axis=1)
+        steps = np.arange(T) < (T if lengths is None else lengths[:, None])
+        weights = np.where(steps, weights[:, None], 0.0)
+        weights /= weights.sum()
     batch = Batch(
         Sequences(X.astype(dtype), lengths), y.astype(dtype), weights.astype(dtype),
         masks,
@@ -221,6 +228,13 @@ def to_predict(dtype, ragged, n=600, T=32, F=3, seed=1):
         lengths[0] = T
         X[np.arange(T) >= lengths[:, None]] = 0.0
     return Sequences(X.astype(dtype), lengths)
+
+
+def one_thread(op, *args, n_shares=2):
+    """``op`` of a serial backend of ``n_shares`` computed with BLAS on one thread,
+    as every share of a process backend is, wherever it runs."""
+    with threadpool_limits(limits=1):
+        return getattr(SerialBackend(n_shares), op)(*args, Workspace())
 
 
 class CountingBackend(ProcessBackend):
@@ -449,7 +463,8 @@ def test_effective_n_jobs():
     with pytest.raises(ValueError, match="n_jobs == 0"):
         effective_n_jobs(0)
     assert type(make_backend(None)) is SerialBackend
-    assert type(make_backend(1)) is SerialBackend
+    backend = make_backend(1)
+    assert isinstance(backend, ProcessBackend) and backend.n_shares == 1
     backend = make_backend(2)
     assert isinstance(backend, ProcessBackend) and backend.n_shares == 2
     assert backend.runtime is RUNTIME
@@ -466,7 +481,7 @@ def test_helpers_compute_the_loss_and_gradients_of_serial(
 ):
     network, params, batch = problem(loss, dtype, ragged, dropout)
     B, T = batch.X.values.shape[:2]
-    expected = SerialBackend(2).loss_grad(network, params, batch, loss, Workspace())
+    expected = one_thread("loss_grad", network, params, batch, loss)
     backend = CountingBackend(2, runtime=runtime)
     assert backend.n_helpers(network, "fit", B, T) == 1
     with recording() as messages:
@@ -489,7 +504,7 @@ def test_helpers_compute_the_outputs_of_serial(runtime, dtype, ragged):
     X = to_predict(dtype, ragged)
     n_samples, n_steps = X.values.shape[:2]
     assert network.step_macs() * n_steps * n_samples >= MIN_PREDICT_MACS
-    expected = SerialBackend(2).outputs(network, params, X, Workspace())
+    expected = one_thread("outputs", network, params, X)
     backend = CountingBackend(2, runtime=runtime)
     n_chunks = len(backend.chunks(network, X))
     with recording() as messages:
@@ -499,6 +514,34 @@ def test_helpers_compute_the_outputs_of_serial(runtime, dtype, ragged):
     assert backend.here < n_chunks  # the helper computed some chunks
     assert got.dtype == dtype
     assert_same(got, expected)
+
+
+@requires_helpers
+@pytest.mark.parametrize(
+    "bidirectional, pooling",
+    [(True, "last"), (False, "mean"), (True, "max"), (True, "none")],
+)
+def test_helpers_compute_every_network_shape_like_serial(
+    runtime, bidirectional, pooling
+):
+    shape = {"bidirectional": bidirectional, "pooling": pooling}
+    network, params, batch = problem("softmax", np.float64, True, True, **shape)
+    B, T = batch.X.values.shape[:2]
+    expected = one_thread("loss_grad", network, params, batch, "softmax")
+    X = to_predict(np.float64, True)
+    n_samples, n_steps = X.values.shape[:2]
+    expected_out = one_thread("outputs", network, params, X)
+    backend = CountingBackend(2, runtime=runtime)
+    with recording() as messages:
+        with backend.session(network, "fit", B, T):
+            got = backend.loss_grad(network, params, batch, "softmax", Workspace())
+        here = backend.here
+        with backend.session(network, "predict", n_samples, n_steps):
+            got_out = backend.outputs(network, params, X, Workspace())
+    assert not messages
+    assert here == 1 and backend.here < 1 + len(backend.chunks(network, X))
+    assert_same(got, expected)
+    assert_same(got_out, expected_out)
 
 
 # ================================================================ 3. estimators
@@ -543,6 +586,27 @@ def test_n_jobs_results_do_not_depend_on_helpers(warm, cls):
     assert_same(model_arrays(alone), model_arrays(shared))
     assert_same(alone_predictions, shared_predictions)
     assert_same(shared_predictions_alone, shared_predictions)
+
+
+@pytest.mark.skipif(
+    min([lib["num_threads"] for lib in threadpool_info()] or [1]) < 2,
+    reason="BLAS runs on one thread here anyway",
+)
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_int_n_jobs_results_do_not_depend_on_blas_threads(n_jobs):
+    # 64 features and 16 units: the products of the backward pass have 81
+    # columns, which two BLAS threads cut unevenly, and the last bits of their
+    # sums change with the cut (n_jobs=None lets them).
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(96, 12, 64))
+    y = X[:, :, 0].sum(axis=1)
+    params = {**FIT, "hidden_layer_sizes": 16, "max_iter": 2, "n_jobs": n_jobs}
+    with recording():
+        free = LSTMRegressor(**params).fit(X, y)
+        with threadpool_limits(limits=1):
+            limited = LSTMRegressor(**params).fit(X, y)
+    assert_same(model_arrays(limited), model_arrays(free))
+    assert_same(free.predict(X), limited.predict(X))
 
 
 @requires_helpers
@@ -748,9 +812,8 @@ def test_helpers_that_cannot_start(tmp_path, executable, reason):
     network, params, batch = problem("logistic", np.float64, True, True)
     X = to_predict(np.float64, True, n=300)
     B, T = batch.X.values.shape[:2]
-    serial = SerialBackend(2)
-    expected = (serial.loss_grad(network, params, batch, "logistic", Workspace()),
-                serial.outputs(network, params, X, Workspace()))
+    expected = (one_thread("loss_grad", network, params, batch, "logistic"),
+                one_thread("outputs", network, params, X))
     blas, before = blas_limits(), children()
     try:
         backend = CountingBackend(2, runtime=runtime)
@@ -857,8 +920,7 @@ def test_helpers_ignore_the_current_directory_and_pythonpath(tmp_path):
 def test_a_path_object_in_sys_path_changes_nothing(tmp_path, reference):
     network, params, batch = problem("identity", np.float64, True, False)
     B, T = batch.X.values.shape[:2]
-    expected = SerialBackend(2).loss_grad(network, params, batch, "identity",
-                                          Workspace())
+    expected = one_thread("loss_grad", network, params, batch, "identity")
     runtime = HelperRuntime()
     sys.path.insert(0, tmp_path)  # a pathlib.Path, as some programs add
     try:
@@ -919,8 +981,7 @@ def one_silent_session_with_a_helper(runtime):
     helper's pid."""
     network, params, batch = problem("identity", np.float64, False, False)
     B, T = batch.X.values.shape[:2]
-    expected = SerialBackend(2).loss_grad(network, params, batch, "identity",
-                                          Workspace())
+    expected = one_thread("loss_grad", network, params, batch, "identity")
     backend = CountingBackend(2, runtime=runtime)
     with recording() as messages:
         with backend.session(network, "fit", B, T):
@@ -1078,8 +1139,7 @@ def test_helpers_exit_when_the_training_process_is_killed(tmp_path):
 def test_ctrl_c_is_not_for_the_helpers(runtime):
     network, params, batch = problem("identity", np.float64, False, False)
     B, T = batch.X.values.shape[:2]
-    expected = SerialBackend(2).loss_grad(network, params, batch, "identity",
-                                          Workspace())
+    expected = one_thread("loss_grad", network, params, batch, "identity")
 
     def session():
         backend = CountingBackend(2, runtime=runtime)
