@@ -650,7 +650,7 @@ def fingerprint(est, X, y):
 
 @requires_helpers
 @requires_proc
-@pytest.mark.parametrize("n_jobs", [None, 2])
+@pytest.mark.parametrize("n_jobs", [1, 2])
 def test_grid_search_scores_do_not_depend_on_joblib(warm, n_jobs):
     X, y = regression()
     est = LSTMRegressor(**{**FIT, "max_iter": 2}, n_jobs=n_jobs)
