@@ -356,6 +356,10 @@ class BaseLSTM(BaseEstimator, ABC):
             not self.warm_start and not incremental
         )
         layer_sizes = self._layer_sizes()
+        if not first_pass:
+            # Before y is read: its form depends on pooling, and a y fit for the
+            # new pooling would fail there with a message that hides the change.
+            self._check_same_network(layer_sizes)
         X, y, sample_weight = self._validate_input(
             X, y, sample_weight, incremental, reset=first_pass
         )
@@ -367,8 +371,12 @@ class BaseLSTM(BaseEstimator, ABC):
         if first_pass:
             self._random_state = check_random_state(self.random_state)
             self._initialize(X.values.shape[2], y.shape[-1], X.values.dtype)
-        else:
-            self._check_same_network(layer_sizes, y.shape[-1])
+        elif y.shape[-1] != self.n_outputs_:
+            raise ValueError(
+                f"y has {y.shape[-1]} output(s) but the fitted model has "
+                f"{self.n_outputs_}; warm_start and partial_fit need the same "
+                "number of outputs."
+            )
         params = self._check_weights()
         dtype = params[0].dtype
         self._fit_stochastic(
@@ -380,7 +388,7 @@ class BaseLSTM(BaseEstimator, ABC):
         )
         return self
 
-    def _check_same_network(self, layer_sizes, n_outputs):
+    def _check_same_network(self, layer_sizes):
         """Raise if the parameters describe another network than the fitted one."""
         fitted = self._network
         for name, now, then in [
@@ -394,12 +402,6 @@ class BaseLSTM(BaseEstimator, ABC):
                     "warm_start and partial_fit continue training the same "
                     "architecture."
                 )
-        if n_outputs != self.n_outputs_:
-            raise ValueError(
-                f"y has {n_outputs} output(s) but the fitted model has "
-                f"{self.n_outputs_}; warm_start and partial_fit need the same "
-                "number of outputs."
-            )
 
     @staticmethod
     def _check_sample_weight(sample_weight, X):

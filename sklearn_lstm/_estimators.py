@@ -2,6 +2,7 @@
 
 import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin, _fit_context
+from sklearn.exceptions import DataConversionWarning
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils._param_validation import StrOptions
@@ -27,6 +28,7 @@ from ._validation import (
     step_targets,
     validate_sequences,
 )
+from ._warnings import warn_user
 
 _SHARED_PARAMETERS = """hidden_layer_sizes : int or sequence of int, default=(100,)
         Number of hidden units of each LSTM layer; one layer per entry, stacked so
@@ -91,11 +93,12 @@ _SHARED_PARAMETERS = """hidden_layer_sizes : int or sequence of int, default=(10
 
     random_state : int, RandomState instance or None, default=None
         Decides the initial weights, the shuffling, the dropout masks and the
-        validation split. Pass an int for bitwise reproducible results across
-        calls: for given parameters (``n_jobs`` included) and data, the weights and
-        predictions are the same bit for bit whether helper processes ran or not,
-        whatever the joblib backend of a search, BLAS's thread limits or other
-        fits running in other threads.
+        validation split. Pass an int for reproducible results across calls. With
+        an int ``n_jobs`` too, they are the same bit for bit for given parameters
+        and data whether helper processes ran or not, whatever the joblib backend
+        of a search, BLAS's thread limits or other fits running in other threads;
+        with ``n_jobs=None``, BLAS's thread count (lower in joblib's workers) can
+        change their last bits.
 
     tol : float, default=1e-4
         Training stops when the loss (or the validation score, with
@@ -161,9 +164,11 @@ _SHARED_PARAMETERS = """hidden_layer_sizes : int or sequence of int, default=(10
 
     n_jobs : int or None, default=None
         Into how many shares each mini-batch (and each large prediction) is cut,
-        to be computed in parallel by this process and helper processes. None
-        means 1: everything runs in the calling thread and no process is ever
-        started. ``-1`` means as many shares as the cores this process may use
+        to be computed in parallel by this process and helper processes, each
+        with BLAS on one thread. None means one share computed in the calling
+        thread with BLAS on the threads it may use; no process is ever started
+        with None or 1. ``-1`` means as many shares as the cores this process may
+        use
         (so its results depend on the machine: pass an int to reproduce them
         elsewhere). The shares, and the order in which their gradients are added,
         depend on ``n_jobs`` alone; how many processes compute them is capped by
@@ -198,14 +203,18 @@ _SHARED_ATTRIBUTES = """loss_ : float
         ``"kernel"`` of shape (n_inputs_of_layer, 4 * H), ``"recurrent_kernel"`` of
         shape (H, 4 * H) and ``"bias"`` of shape (4 * H,); the gates are stacked
         ``[input | forget | cell | output]`` along the last axis, the order of
-        PyTorch and Keras. A layer's inputs are the features per time step (first
-        layer) or the hidden units of the layer below. These are the live
-        parameters: writing into them changes what ``predict`` computes and is where
-        ``partial_fit`` and ``warm_start`` continue from.
+        PyTorch and Keras. With ``bidirectional``, also ``"kernel_reverse"``,
+        ``"recurrent_kernel_reverse"`` and ``"bias_reverse"``, the same for the
+        backward direction (PyTorch's ``*_reverse`` tensors). A layer's inputs
+        are the features per time step (first layer) or the outputs of the layer
+        below (``2 * H_below`` with ``bidirectional``, forward half first). These
+        are the live parameters: writing into them changes what ``predict``
+        computes and is where ``partial_fit`` and ``warm_start`` continue from.
 
-    coefs_ : list of one ndarray of shape (H_last, n_outputs)
-        Weights of the dense output layer, applied to the last layer's hidden state
-        at the last time step.
+    coefs_ : list of one ndarray of shape (D, n_outputs)
+        Weights of the dense output layer, applied to what ``pooling`` reads from
+        the last layer's outputs; ``D`` is its number of hidden units, twice that
+        with ``bidirectional``.
 
     intercepts_ : list of one ndarray of shape (n_outputs,)
         Bias of the dense output layer.
@@ -231,8 +240,12 @@ _NOTES = """The network reads each sequence step by step::
 
     with ``h_0 = c_0 = 0``, ``W``, ``U``, ``b`` the ``"kernel"``,
     ``"recurrent_kernel"`` and ``"bias"`` of ``lstm_coefs_``; the output layer reads
-    ``h_T`` of the last LSTM layer. These are the equations of PyTorch's
-    ``nn.LSTM``, whose single bias is ``bias_ih + bias_hh``.
+    ``h_T`` of the last LSTM layer (or, as ``pooling`` says, the mean or maximum
+    of its ``h_t`` over the valid steps, or each ``h_t``). These are the
+    equations of PyTorch's ``nn.LSTM``, whose single bias is ``bias_ih +
+    bias_hh``; ``bidirectional=True`` runs them a second time from each
+    sequence's last step back to its first, as ``nn.LSTM(bidirectional=True)``
+    on packed sequences.
 
     X may be a 3D array-like of shape (n_samples, n_timesteps, n_features), a list
     of sequences of any lengths (each (n_timesteps_i, n_features), or
@@ -252,10 +265,10 @@ _NOTES = """The network reads each sequence step by step::
     Cores: with the default ``n_jobs=None``, a fit or a prediction runs in the
     calling thread, BLAS using the threads it may use. With ``n_jobs=k``, each
     mini-batch is cut into ``k`` interleaved shares whose losses and gradients
-    are added in the order of the shares; when a mini-batch is large enough (and
-    on POSIX systems), this process computes one share and helper processes the
-    others, each with BLAS on one thread (this process's BLAS is held to one
-    thread meanwhile, and given back its limit afterwards). Helpers are fresh,
+    are added in the order of the shares, each computed with BLAS on one thread
+    (this process's BLAS is held to one thread meanwhile, and given back its
+    limit afterwards); when a mini-batch is large enough (and on POSIX systems),
+    this process computes one share and helper processes the others. Helpers are fresh,
     isolated Python processes (``python -I``) that run the engine this process
     loaded and NumPy only; they start with the first fit or prediction that
     needs them, are never pinned to cores, and exit after 45 s without work or
@@ -269,7 +282,8 @@ class LSTMRegressor(RegressorMixin, BaseLSTM):
     __doc__ = f"""Long short-term memory network regressor.
 
     Trains a stack of LSTM layers and a dense identity output on the last time step
-    by backpropagation through time, minimising the mean over samples of
+    (or on pooled steps, or on every step: see ``pooling``) by backpropagation
+    through time, minimising the mean over samples (over steps) of
     ``0.5 * ||y - y_pred||^2`` plus the L2 penalty.
 
     Parameters
@@ -490,7 +504,7 @@ class LSTMRegressor(RegressorMixin, BaseLSTM):
             y, ensure_2d=False, dtype=FLOAT_DTYPES, input_name="y", estimator=self
         )
         if y.ndim == 2 and y.shape[1] == 1:
-            y = column_or_1d(y, warn=True)
+            y = _single_column(y, per_step)
         if y.ndim > 2:
             raise ValueError(f"y must be 1D or 2D, got an array of shape {y.shape}.")
         sample_weight = self._check_sample_weight(sample_weight, X.values)
@@ -521,8 +535,9 @@ class LSTMClassifier(ClassifierMixin, BaseLSTM):
 
     __doc__ = f"""Long short-term memory network classifier.
 
-    Trains a stack of LSTM layers and a dense output on the last time step by
-    backpropagation through time, minimising the log-loss plus the L2 penalty.
+    Trains a stack of LSTM layers and a dense output on the last time step (or on
+    pooled steps, or on every step: see ``pooling``) by backpropagation through
+    time, minimising the log-loss plus the L2 penalty.
     Binary targets use one logistic output unit, multiclass targets a softmax over
     ``n_classes`` units, and multilabel indicator targets one independent logistic
     unit per label. Labels may be of any type, strings included.
@@ -694,11 +709,9 @@ class LSTMClassifier(ClassifierMixin, BaseLSTM):
             The updated estimator.
         """
         if _check_partial_fit_first_call(self, classes):
-            self._label_binarizer = LabelBinarizer()
-            if type_of_target(y).startswith("multilabel"):
-                self._label_binarizer.fit(y)
-            else:
-                self._label_binarizer.fit(self.classes_)
+            # Fitted by _validate_input, from y's rows: with pooling="none" the raw
+            # y holds steps, and (n, T) labels would read as a multilabel matrix.
+            self._label_binarizer = None
         return self._fit(X, y, sample_weight, incremental=True)
 
     def _validate_input(self, X, y, sample_weight, incremental, reset):
@@ -711,7 +724,7 @@ class LSTMClassifier(ClassifierMixin, BaseLSTM):
             y, ensure_2d=False, dtype=None, input_name="y", estimator=self
         )
         if y.ndim == 2 and y.shape[1] == 1:
-            y = column_or_1d(y, warn=True)
+            y = _single_column(y, per_step)
         if not per_step:
             check_consistent_length(X.values, y)
         check_classification_targets(y)
@@ -726,6 +739,12 @@ class LSTMClassifier(ClassifierMixin, BaseLSTM):
                     f"the data contains only one class: {self.classes_[0]!r}."
                 )
         else:
+            if self._label_binarizer is None:  # partial_fit's first call
+                self._label_binarizer = LabelBinarizer()
+                if type_of_target(y).startswith("multilabel"):
+                    self._label_binarizer.fit(y)
+                else:
+                    self._label_binarizer.fit(self.classes_)
             classes = unique_labels(y)
             if self.warm_start and not incremental:
                 if set(classes) != set(self.classes_):
@@ -874,6 +893,25 @@ class LSTMClassifier(ClassifierMixin, BaseLSTM):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_label = True
         return tags
+
+
+def _single_column(y, per_step):
+    """The one column of the 2D rows ``y`` as a 1D array, with scikit-learn's
+    DataConversionWarning: predictions will be 1D, not one column.
+
+    With one target per step, the rows are steps, and the advice of
+    ``column_or_1d`` (reshape y to (n_samples,) with ``ravel()``) would be wrong.
+    """
+    if not per_step:
+        return column_or_1d(y, warn=True)
+    warn_user(
+        "y has one target per time step and a last axis of size 1: predictions "
+        "will have one value per step, without that axis. Pass y of shape "
+        "(n_samples, n_timesteps), or a list of arrays of shape (n_timesteps_i,), "
+        "to silence this warning.",
+        DataConversionWarning,
+    )
+    return y[:, 0]
 
 
 def _check_y_present(estimator, y):
