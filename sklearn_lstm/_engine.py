@@ -561,8 +561,9 @@ def forward(
         caches.append(cache)
     Y = inp  # (T, D, B), the top layer's outputs
     pooled, pool_cache = _pool(Y, network, lengths)
-    if pooled is None:  # one output per step
-        out = np.matmul(Y.transpose(2, 0, 1), W_out)  # (B, T, n_outputs)
+    if pooled is None:  # one output per step, one product per step
+        out_steps = np.matmul(W_out.T, Y)  # (T, n_outputs, B)
+        out = np.ascontiguousarray(out_steps.transpose(2, 0, 1))  # (B, T, n_outputs)
     else:
         out = pooled @ W_out  # (B, n_outputs)
     out += b_out
@@ -685,12 +686,16 @@ def backward(dout, cache, need_dX=False):
     top = network.lstm[-1]
     dY = from_above = None  # the top layer's gradient from above, aligned
     if pooling == "none":
+        d_steps = dout.transpose(1, 2, 0).copy()  # (T, n_outputs, B)
         if lengths is not None:  # padding steps feed nothing
-            dout = dout * _valid_steps(lengths, T).T[:, :, np.newaxis]
-        dW_out = np.tensordot(Y, dout, axes=([0, 2], [1, 0]))  # (D, n_outputs)
-        db_out = dout.sum(axis=(0, 1))
+            d_steps *= _valid_steps(lengths, T)[:, np.newaxis, :]
+        dW_out = np.matmul(Y, d_steps.transpose(0, 2, 1)).sum(axis=0)  # (D, n_outputs)
+        db_out = d_steps.sum(axis=(0, 2))
         dY = ws.empty("dY", (T, D, B), Y.dtype)
-        np.matmul(W_out, dout.transpose(1, 2, 0), out=dY)  # (T, D, B)
+        if d_steps.shape[1] == 1:  # numpy's matmul is slow on rank-1 products
+            np.multiply(W_out, d_steps, out=dY)  # (D, 1) * (T, 1, B): (T, D, B)
+        else:
+            np.matmul(W_out, d_steps, out=dY)  # (T, D, B)
     else:
         dW_out = pooled.T @ dout  # (D, n_outputs)
         db_out = dout.sum(axis=0)  # (n_outputs,)
