@@ -2,8 +2,9 @@
 
 What is measured, through the public estimator ``LSTMRegressor`` on one side and
 ``torch.nn.LSTM(batch_first=True)`` + ``nn.Linear`` on the last step on the other
-(Adam with our default hyperparameters, MSE loss, float32, the same batch size,
-shuffled mini-batches). Ours runs with two values of its ``n_jobs`` parameter:
+(section 7: other models; Adam with our default hyperparameters, MSE loss,
+float32, the same batch size, shuffled mini-batches). Ours runs with two values
+of its ``n_jobs`` parameter:
 
 * ``n_jobs=None`` (the default): everything in the calling process, the matrix
   products on as many threads as BLAS uses (all the cores), the element-wise
@@ -13,8 +14,9 @@ shuffled mini-batches). Ours runs with two values of its ``n_jobs`` parameter:
   its forward products; see ``sklearn_lstm/_processes.py``), this process
   computes one share and helper processes the others, each on its own core with
   BLAS on one thread, and the gradients are added; below that, the calling
-  process computes the shares one after the other. Which happens on each
-  workload is printed under the training table.
+  process computes the shares one after the other, BLAS on one thread too (an
+  int ``n_jobs`` always does). Which happens on each workload is printed under
+  the training table.
 
 Torch runs on all the cores (``torch.set_num_threads(n_cores)``).
 
@@ -47,6 +49,17 @@ Torch runs on all the cores (``torch.set_num_threads(n_cores)``).
    batch, not with the data set.
 6. ``benchmarks/speed.png``: time per epoch against T and against H, ours with
    ``n_jobs=-1`` and torch (skipped with ``--no-plot``).
+7. Other models at W2's size, timed like section 1 (best of fewer repeats) and
+   side by side with torch's equivalent:
+
+   * ``W2-bi``: a two-layer bidirectional ``LSTMClassifier`` (two classes), against
+     ``nn.LSTM(num_layers=2, bidirectional=True)`` + ``nn.Linear`` on
+     ``cat(h_n[-2], h_n[-1])`` + ``BCEWithLogitsLoss``;
+   * ``W2-steps``: ``LSTMRegressor(pooling="none")``, one target per step,
+     against ``nn.LSTM`` + ``nn.Linear`` on every step + MSE over all steps;
+   * ``W2-bicost``: what a bidirectional layer costs, a one-layer bidirectional
+     classifier (``W2-bi1``) against the same unidirectional one (``W2-uni1``),
+     the two timed in the same rounds, for ours and torch each.
 
 How: every configuration (ours float32 with each ``n_jobs``, torch, ours float64)
 of every workload runs in a fresh worker process of its own, driven by this
@@ -66,6 +79,7 @@ Run from the repository root::
     python benchmarks/bench_speed.py                  # full run, a few minutes
     python benchmarks/bench_speed.py --quick          # tiny sizes, smoke test
     python benchmarks/bench_speed.py --only W1,W2 --no-plot
+    python benchmarks/bench_speed.py --only W2-bi,W2-steps,W2-bicost  # 7 alone
 
 Timings depend on whatever else runs on the machine; the load average is printed
 at the start and the end. Without PyTorch our numbers are printed alone
@@ -103,20 +117,39 @@ N_THREADS = (
 TORCH_PIN = "torch==2.13.0"
 
 
+# What a workload's model predicts (section 7 times the last two):
+# one value per sequence from its last step, with ours LSTMRegressor and torch MSE;
+REGRESSION = "regression"
+# one of two classes per sequence from its last step, ours LSTMClassifier and torch
+# BCEWithLogitsLoss on one logit;
+CLASSIFICATION = "classification"
+# one value per step (ours LSTMRegressor with pooling="none"), torch's Linear on
+# every step and MSE over all steps.
+STEPS = "steps"
+
+
 @dataclass(frozen=True)
 class Workload:
     name: str
     n_samples: int
     n_timesteps: int
     n_features: int
-    n_hidden: int
+    n_hidden: int  # per layer and direction
     batch_size: int
+    n_layers: int = 1
+    bidirectional: bool = False
+    task: str = REGRESSION
 
     def describe(self):
-        return (
+        shape = (
             f"N={self.n_samples} T={self.n_timesteps} F={self.n_features} "
             f"H={self.n_hidden} B={self.batch_size}"
         )
+        if (self.n_layers, self.bidirectional, self.task) == (1, False, REGRESSION):
+            return shape
+        layers = f"{self.n_layers} layer" + "s" * (self.n_layers > 1)
+        kind = "bidirectional" if self.bidirectional else "unidirectional"
+        return f"{shape}, {layers} {kind}, {self.task}"
 
 
 WORKLOADS = (
@@ -126,6 +159,21 @@ WORKLOADS = (
     Workload("W4", 512, 200, 1, 32, 32),
 )
 FLOOR_WORKLOAD = "W2"
+
+# Section 7: other models at W2's size. Each entry is timed on its own, the
+# workloads of an entry interleaved in the same rounds: "W2-bicost" sets a
+# one-layer bidirectional classifier beside the same unidirectional one.
+_W2 = WORKLOADS[1]
+VARIANTS = {
+    "W2-bi": (
+        replace(_W2, name="W2-bi", n_layers=2, bidirectional=True, task=CLASSIFICATION),
+    ),
+    "W2-steps": (replace(_W2, name="W2-steps", task=STEPS),),
+    "W2-bicost": (
+        replace(_W2, name="W2-uni1", task=CLASSIFICATION),
+        replace(_W2, name="W2-bi1", bidirectional=True, task=CLASSIFICATION),
+    ),
+}
 
 # Long sequences for the memory measurement, at these (n_samples, batch_size).
 MEMORY_BASE = Workload("mem", 256, 1000, 4, 64, 32)
@@ -169,6 +217,8 @@ class Timing:
 class Settings:
     timing: Timing = Timing(epochs=3, repeats=5, pause=0.3)
     sweep: Timing = Timing(epochs=2, repeats=3, pause=0.3)
+    # Section 7: fewer repeats, for W2-bi alone takes as long as W1-W4 together.
+    variants: Timing = Timing(epochs=3, repeats=3, pause=0.3)
     gemm_size: int = 2048
     quick: bool = False
 
@@ -176,33 +226,43 @@ class Settings:
 QUICK = Settings(
     timing=Timing(epochs=1, repeats=2, pause=0.0),
     sweep=Timing(epochs=1, repeats=1, pause=0.0),
+    variants=Timing(epochs=1, repeats=2, pause=0.0),
     gemm_size=512,
     quick=True,
 )
 
 
-def quick_sizes(workloads):
-    """Tiny versions of the workloads, memory cases and sweeps, for ``--quick``."""
-    small = [
-        replace(w, n_samples=128, n_timesteps=min(w.n_timesteps, 12)) for w in workloads
-    ]
+def quick_sizes(workloads, variants):
+    """Tiny versions of the workloads, variants, memory cases and sweeps, for
+    ``--quick``."""
+
+    def tiny(w):
+        return replace(w, n_samples=128, n_timesteps=min(w.n_timesteps, 12))
+
+    small = [tiny(w) for w in workloads]
+    variants = {name: tuple(map(tiny, group)) for name, group in variants.items()}
     memory = (replace(MEMORY_BASE, n_timesteps=50), ((64, 8), (64, 32), (256, 8)))
     sweeps = (
         replace(SWEEP_BASE, n_samples=64, n_hidden=16, n_timesteps=10),
         (5, 20),
         (8, 32),
     )
-    return small, memory, sweeps
+    return small, variants, memory, sweeps
 
 
 # --------------------------------------------------------------------- helpers
 def make_data(workload, dtype="float32", seed=0):
-    """Random sequences X (N, T, F) and targets y (N,) of the given dtype."""
+    """Random sequences X (N, T, F) of the given dtype and targets: y (N,) of
+    that dtype, (N, T) for one target per step, class labels 0 and 1 (N,) for
+    classification."""
     rng = np.random.default_rng(seed)
-    shape = (workload.n_samples, workload.n_timesteps, workload.n_features)
-    X = rng.standard_normal(shape, dtype=np.float32).astype(dtype, copy=False)
-    y = rng.standard_normal(workload.n_samples, dtype=np.float32)
-    return X, y.astype(dtype, copy=False)
+    n, steps = workload.n_samples, workload.n_timesteps
+    X = rng.standard_normal((n, steps, workload.n_features), dtype=np.float32)
+    if workload.task == CLASSIFICATION:
+        return X.astype(dtype, copy=False), rng.integers(0, 2, n)
+    shape = (n, steps) if workload.task == STEPS else n
+    y = rng.standard_normal(shape, dtype=np.float32)
+    return X.astype(dtype, copy=False), y.astype(dtype, copy=False)
 
 
 def seconds(fn):
@@ -290,17 +350,20 @@ def adam_settings():
     }
 
 
-def load_ours():
-    from sklearn_lstm import LSTMRegressor
+def load_ours(task=REGRESSION):
+    from sklearn_lstm import LSTMClassifier, LSTMRegressor
 
-    return LSTMRegressor
+    return LSTMClassifier if task == CLASSIFICATION else LSTMRegressor
 
 
 def fit_ours(X, y, workload, epochs, n_jobs=None):
     from sklearn.exceptions import ConvergenceWarning
 
-    est = load_ours()(
-        hidden_layer_sizes=workload.n_hidden,
+    w = workload
+    est = load_ours(w.task)(
+        hidden_layer_sizes=(w.n_hidden,) * w.n_layers,
+        bidirectional=w.bidirectional,
+        pooling="none" if w.task == STEPS else "last",
         n_jobs=n_jobs,
         batch_size=workload.batch_size,
         max_iter=epochs,
@@ -322,27 +385,46 @@ def load_torch():
     return torch
 
 
-def make_torch_model(torch, n_features, n_hidden):
+def make_torch_model(torch, workload):
+    """``nn.LSTM(batch_first=True)`` and a ``Linear`` with one output on what
+    ours reads: the last step (``cat(h_n[-2], h_n[-1])`` when bidirectional:
+    the forward direction's last step, the backward one's first) or every step."""
     nn = torch.nn
+    w = workload
+    directions = 2 if w.bidirectional else 1
 
-    class LastStepLSTM(nn.Module):
+    class LSTMNet(nn.Module):
         def __init__(self):
             super().__init__()
-            self.lstm = nn.LSTM(n_features, n_hidden, batch_first=True)
-            self.head = nn.Linear(n_hidden, 1)
+            self.lstm = nn.LSTM(
+                w.n_features,
+                w.n_hidden,
+                num_layers=w.n_layers,
+                bidirectional=w.bidirectional,
+                batch_first=True,
+            )
+            self.head = nn.Linear(directions * w.n_hidden, 1)
 
         def forward(self, x):
-            return self.head(self.lstm(x)[0][:, -1])
+            out, (h_n, _) = self.lstm(x)  # (B, T, directions * H)
+            if w.task == STEPS:
+                return self.head(out)[:, :, 0]  # (B, T)
+            if w.bidirectional:
+                return self.head(torch.cat((h_n[-2], h_n[-1]), dim=1))
+            return self.head(out[:, -1])
 
-    return LastStepLSTM()
+    return LSTMNet()
 
 
 def fit_torch(torch, X, y, workload, epochs, max_grad_norm, adam):
     """Train like our fit: Adam, shuffled mini-batches, optional clipping."""
     torch.manual_seed(0)
-    model = make_torch_model(torch, X.shape[2], workload.n_hidden)
+    model = make_torch_model(torch, workload)
     optimizer = torch.optim.Adam(model.parameters(), **adam)
-    loss_fn = torch.nn.MSELoss()
+    if workload.task == CLASSIFICATION:
+        loss_fn = torch.nn.BCEWithLogitsLoss()
+    else:
+        loss_fn = torch.nn.MSELoss()  # the mean over samples and steps
     n_samples, batch_size = X.shape[0], workload.batch_size
     for _ in range(epochs):
         order = torch.randperm(n_samples)
@@ -412,7 +494,9 @@ class TorchBackend(Backend):
 
     def make_data(self, workload):
         X, y = make_data(workload, self.dtype)
-        return self.torch.from_numpy(X), self.torch.from_numpy(y.reshape(-1, 1))
+        if workload.task != STEPS:  # (N, 1), as the model's output
+            y = y.astype(self.dtype, copy=False).reshape(-1, 1)
+        return self.torch.from_numpy(X), self.torch.from_numpy(y)
 
     def fit(self, X, y, workload, epochs):
         return fit_torch(self.torch, X, y, workload, epochs, self.clip, self.adam)
@@ -517,14 +601,8 @@ def measure(workload, configs, clip, timing, predict=True, gemm_size=None):
     in the same rounds as the training.
     """
     with fresh_workers(configs, clip) as workers:
-        runners = {
-            name: partial(w.call, task="train", workload=workload, epochs=timing.epochs)
-            for name, w in workers.items()
-        }
-        warmups = {
-            name: partial(w.call, task="train", workload=workload, epochs=1)
-            for name, w in workers.items()
-        }
+        runners = train_calls(workers, workload, timing.epochs)
+        warmups = train_calls(workers, workload, epochs=1)
         if gemm_size is not None:
             runners["gemm"] = warmups["gemm"] = sgemm_timer(gemm_size)
             runners["products"] = warmups["products"] = products_timer(workload)
@@ -536,6 +614,29 @@ def measure(workload, configs, clip, timing, predict=True, gemm_size=None):
             request = {"task": "predict", "workload": workload}
             times = best_times(float32, timing, warmup=request, timed=request)
     return train, times
+
+
+def train_calls(workers, workload, epochs):
+    """For each worker, a call timing its fit of ``epochs`` epochs on ``workload``."""
+    return {
+        name: partial(w.call, task="train", workload=workload, epochs=epochs)
+        for name, w in workers.items()
+    }
+
+
+def measure_together(workloads, configs, clip, timing):
+    """Seconds per epoch of each configuration on each workload, all of them
+    interleaved in the same rounds, each in a fresh worker of its own:
+    ``{workload name: {configuration name: seconds}}``."""
+    pairs = {(w.name, name): c for w in workloads for name, c in configs.items()}
+    with fresh_workers(pairs, clip) as workers:
+        runners, warmups = {}, {}
+        for w in workloads:
+            mine = {key: worker for key, worker in workers.items() if key[0] == w.name}
+            runners |= train_calls(mine, w, timing.epochs)
+            warmups |= train_calls(mine, w, epochs=1)
+        train = best_interleaved(runners, timing.repeats, warmups, timing.pause)
+    return {w.name: {name: train[w.name, name] for name in configs} for w in workloads}
 
 
 def sgemm_timer(n, repeats=3):
@@ -550,8 +651,8 @@ def sgemm_timer(n, repeats=3):
 def products_timer(workload, repeats=3):
     """A callable giving the seconds per epoch of the matrix products alone that
     the calling process of our fit with ``n_jobs=-1`` makes (see
-    :func:`process_share`), with BLAS on one thread while helpers compute, on
-    all its threads otherwise.
+    :func:`process_share`), with BLAS on one thread, as an int ``n_jobs``
+    computes every share.
 
     The products of a share are those of the engine, at its shapes: per step the
     gates ``[U | W | b]^T [h; x; 1]`` forward and ``U dz`` backward, and the
@@ -621,16 +722,15 @@ def engine_timer(workload, repeats=3):
 def epoch_timer(workload, share, one_share, repeats):
     """A callable timing ``one_share()`` (best of ``repeats``) times the shares
     that the calling process computes in each batch of an epoch of
-    ``workload``, with BLAS limited as in that fit (:func:`process_share`)."""
+    ``workload``, with BLAS on one thread as in that fit."""
     from threadpoolctl import threadpool_limits
 
     n_batches = -(-workload.n_samples // workload.batch_size)
-    # While helpers compute, the fit holds BLAS on one thread; alone, it leaves
-    # BLAS all of them.
-    limit = 1 if share.helpers else None
 
     def timer():
-        with threadpool_limits(limits=limit, user_api="blas"):
+        # An int n_jobs computes every share with BLAS on one thread, helpers or
+        # not (sklearn_lstm/_backend.py).
+        with threadpool_limits(limits=1, user_api="blas"):
             best = min(seconds(one_share) for _ in range(repeats))
         return n_batches * share.rounds * best
 
@@ -674,8 +774,14 @@ def process_share(workload):
     n_shares = effective_n_jobs(SHARED_N_JOBS)
     shares = min(n_shares, w.batch_size)  # no empty shares
     helpers = 0
-    if n_shares > 1:  # else the serial backend
-        network = Network.stack(w.n_features, [w.n_hidden], 1)
+    if n_shares > 1:  # one share needs no helper
+        network = Network.stack(
+            w.n_features,
+            [w.n_hidden] * w.n_layers,
+            1,  # one output: a regression, two classes, one value per step
+            bidirectional=w.bidirectional,
+            pooling="none" if w.task == STEPS else "last",
+        )
         backend = ProcessBackend(n_shares)
         helpers = backend.n_helpers(network, "fit", w.batch_size, w.n_timesteps)
     return Share(shares, -(-w.batch_size // shares), min(helpers, shares - 1))
@@ -872,8 +978,9 @@ def print_header(torch, settings, clip):
         torch_clip = f", torch clip_grad_norm_(max_norm={clip})" if torch else ""
         print(f"gradient clipping: ours max_grad_norm={clip} (its default){torch_clip}")
     print(
-        f"ours: LSTMRegressor with n_jobs=-1 ({effective_n_jobs_here()} shares "
-        "per batch) and with n_jobs=None (the default, one process)"
+        f"ours: LSTMRegressor (section 7: the estimators it names) with n_jobs=-1 "
+        f"({effective_n_jobs_here()} shares per batch) and with n_jobs=None (the "
+        "default, one process)"
     )
     print("each configuration of each workload runs in a fresh worker process")
     t = settings.timing
@@ -913,9 +1020,15 @@ def report_training(workloads, results):
     print(
         "## 1. Training time per epoch (float32), ours with n_jobs=-1 and n_jobs=None\n"
     )
-    rows, times = [], {}
+    print_training(workloads, {w.name: results[w.name][0] for w in workloads})
+
+
+def print_training(workloads, times):
+    """The table of seconds per epoch ``times[name][config]`` and ours / torch,
+    their summary, and what n_jobs=-1 did on each workload."""
+    rows = []
     for w in workloads:
-        train = times[w.name] = results[w.name][0]
+        train = times[w.name]
         theirs = train.get(TORCH)
         ours = [train[config] for config, _ in OURS_SETTINGS]
         rows.append(
@@ -938,6 +1051,58 @@ def report_training(workloads, results):
     for w in workloads:
         print(f"- {w.name}: {process_share(w).describe()}")
     print()
+
+
+def report_variants(variants, times, timing):
+    """Section 7: ``variants`` as in :data:`VARIANTS`, ``times[name][config]``."""
+    print(
+        "## 7. Other models at W2's size: training time per epoch (float32), ours "
+        "with n_jobs=-1 and n_jobs=None\n"
+    )
+    print(
+        f"{timing.epochs} epoch(s) per fit after a 1-epoch warm-up, best of "
+        f"{timing.repeats} interleaved repeats; the workloads of an entry of "
+        "--only (W2-bicost: W2-uni1 and W2-bi1) in the same rounds\n"
+    )
+    workloads = [w for group in variants.values() for w in group]
+    for w in workloads:
+        print(f"- {w.name}: {describe_models(w)}")
+    print()
+    print_training(workloads, times)
+    if "W2-bicost" not in variants:
+        return
+    uni, bi = (w.name for w in variants["W2-bicost"])
+    print(f"What a bidirectional layer costs: {bi} / {uni}, timed in the same rounds\n")
+    configs = [*OURS_SETTINGS, (TORCH, "torch")]
+    headers = ["ratio"] + [label for config, label in configs if config in times[bi]]
+    row = [f"{bi} / {uni}"] + [
+        fmt_ratio(times[bi][config] / times[uni][config])
+        for config, _ in configs
+        if config in times[bi]
+    ]
+    print_table(headers, [row])
+
+
+def describe_models(workload):
+    """Ours and torch's models on ``workload``, in their constructors' words."""
+    w = workload
+    bi = ", bidirectional=True" if w.bidirectional else ""
+    layers = f", num_layers={w.n_layers}" if w.n_layers > 1 else ""
+    lstm = f"nn.LSTM({w.n_features}, {w.n_hidden}{layers}{bi}, batch_first=True)"
+    head = f"Linear({(1 + w.bidirectional) * w.n_hidden}, 1)"
+    hidden = f"hidden_layer_sizes={(w.n_hidden,) * w.n_layers}{bi}"
+    if w.task == STEPS:
+        return (
+            f'ours LSTMRegressor({hidden}, pooling="none"), y (N, T); '
+            f"torch {lstm} + {head} on every step, MSELoss over all steps"
+        )
+    read = "cat(h_n[-2], h_n[-1])" if w.bidirectional else "the last step"
+    if w.task == CLASSIFICATION:
+        return (
+            f"ours LSTMClassifier({hidden}), two classes; "
+            f"torch {lstm} + {head} on {read}, BCEWithLogitsLoss"
+        )
+    return f"ours LSTMRegressor({hidden}); torch {lstm} + {head} on {read}, MSELoss"
 
 
 def effective_n_jobs_here():
@@ -1134,7 +1299,11 @@ def parse_args(argv=None):
     parser.add_argument(
         "--no-plot", action="store_true", help="skip the sweeps and the plot"
     )
-    parser.add_argument("--only", help="comma-separated workloads, e.g. W1,W2")
+    parser.add_argument(
+        "--only",
+        help="comma-separated workloads and section 7's models, e.g. W1,W2 or "
+        "W2-bi,W2-steps,W2-bicost; naming none of W1-W4 skips sections 1-6",
+    )
     parser.add_argument(
         "--plot-path",
         type=Path,
@@ -1147,25 +1316,30 @@ def parse_args(argv=None):
 
 
 def select_workloads(only):
-    known = {w.name: w for w in WORKLOADS}
+    """The workloads W1-W4 and the entries of :data:`VARIANTS` named in ``only``
+    (all of them without it)."""
     if not only:
-        return list(WORKLOADS)
+        return list(WORKLOADS), dict(VARIANTS)
+    known = {w.name.upper(): w for w in WORKLOADS}
+    variants = {name.upper(): name for name in VARIANTS}
     names = [n.strip().upper() for n in only.split(",") if n.strip()]
-    unknown = [n for n in names if n not in known]
+    unknown = [n for n in names if n not in known and n not in variants]
     if unknown:
-        raise SystemExit(f"unknown workload(s) {unknown}; choose from {sorted(known)}")
-    return [known[n] for n in names]
+        choices = [w.name for w in WORKLOADS] + list(VARIANTS)
+        raise SystemExit(f"unknown workload(s) {unknown}; choose from {choices}")
+    chosen = [variants[n] for n in names if n in variants]
+    return [known[n] for n in names if n in known], {n: VARIANTS[n] for n in chosen}
 
 
 def run(args):
     settings = QUICK if args.quick else Settings()
-    workloads = select_workloads(args.only)
+    workloads, variants = select_workloads(args.only)
     memory = (MEMORY_BASE, MEMORY_CASES)
     sweeps = (SWEEP_BASE, SWEEP_T, SWEEP_H)
     if settings.quick:
-        workloads, memory, sweeps = quick_sizes(workloads)
+        workloads, variants, memory, sweeps = quick_sizes(workloads, variants)
     plot_path = None
-    if not args.no_plot:
+    if workloads and not args.no_plot:
         quick_path = Path(tempfile.gettempdir()) / "speed_quick.png"
         default = quick_path if settings.quick else SCRIPT.parent / "speed.png"
         plot_path = args.plot_path or default
@@ -1181,18 +1355,26 @@ def run(args):
         progress(f"{w.name} {w.describe()}")
         gemm = settings.gemm_size if w.name == FLOOR_WORKLOAD else None
         results[w.name] = measure(w, configs, clip, settings.timing, gemm_size=gemm)
-    report_training(workloads, results)
-    for w in workloads:
-        if w.name == FLOOR_WORKLOAD:
-            train = results[w.name][0]
-            report_floor(w, train, settings)
-    report_predict(workloads, results)
-    report_dtypes(workloads, results)
-    impls = ["ours"] + (["torch"] if torch else [])
-    report_memory(impls, *memory, clip)
+    if workloads:
+        report_training(workloads, results)
+        for w in workloads:
+            if w.name == FLOOR_WORKLOAD:
+                train = results[w.name][0]
+                report_floor(w, train, settings)
+        report_predict(workloads, results)
+        report_dtypes(workloads, results)
+        impls = ["ours"] + (["torch"] if torch else [])
+        report_memory(impls, *memory, clip)
     if plot_path is not None:
         sweep_configs = {n: c for n, c in configs.items() if n in (OURS, TORCH)}
         report_sweeps(sweep_configs, settings, *sweeps, clip, plot_path)
+    if variants:
+        variant_configs = {n: c for n, c in configs.items() if n != OURS_F64}
+        times = {}
+        for name, group in variants.items():
+            progress(f"{name}: {', '.join(w.describe() for w in group)}")
+            times |= measure_together(group, variant_configs, clip, settings.variants)
+        report_variants(variants, times, settings.variants)
     wall = time.perf_counter() - start
     share = others_cpu_share(cpu_start, cpu_seconds(), wall)
     others = "unknown" if share is None else f"{share:.0%}"
