@@ -9,7 +9,7 @@ created with an explicit dtype; the global default dtype is never changed.
 
 import numpy as np
 import pytest
-from _gradcheck import n_lstm_layers
+from _gradcheck import assert_close, n_lstm_layers
 
 from sklearn_lstm import LSTMClassifier, LSTMRegressor
 from sklearn_lstm._engine import backward, forward
@@ -99,15 +99,6 @@ def write_random_weights(est, rng, scale=0.5):
     est.coefs_[0][...] = rng.normal(scale=scale, size=est.coefs_[0].shape)
     est.intercepts_[0][...] = rng.normal(scale=scale, size=est.intercepts_[0].shape)
     return [p.copy() for p in est._params()]
-
-
-def assert_close(actual, desired, rtol, what=""):
-    """Relative agreement; entries near zero (cancellation) are judged against the
-    array's scale with a much tighter factor."""
-    desired = np.asarray(desired)
-    scale = np.abs(desired).max()
-    np.testing.assert_allclose(actual, desired, rtol=rtol, atol=1e-4 * rtol * scale,
-                               err_msg=what)
 
 
 def assert_grads_close(ours, theirs, rtol, what=""):

@@ -22,6 +22,7 @@ with ``-learning_rate * gradient`` to 1e-6, as in ``test_torch_gold.py``.
 
 import numpy as np
 import pytest
+from _gradcheck import assert_close
 
 from sklearn_lstm import LSTMClassifier, LSTMRegressor
 from sklearn_lstm._engine import backward, forward
@@ -136,15 +137,6 @@ class TorchBiNet:
             out += [w_ih.grad.numpy().T, w_hh.grad.numpy().T, b_ih.grad.numpy()]
         return out + [self.linear.weight.grad.numpy().T,
                       self.linear.bias.grad.numpy()]
-
-
-def assert_close(actual, desired, rtol, what=""):
-    """Relative agreement; entries near zero (cancellation) are judged against the
-    array's scale with a much tighter factor."""
-    desired = np.asarray(desired)
-    scale = np.abs(desired).max()
-    np.testing.assert_allclose(actual, desired, rtol=rtol, atol=1e-4 * rtol * scale,
-                               err_msg=what)
 
 
 def assert_all_close(ours, theirs, rtol, what=""):
