@@ -651,3 +651,27 @@ def test_nothing_the_user_passed_is_modified(cls, form):
         assert len(now) == len(before)
         for a, b in zip(now, before, strict=True):
             assert_array_equal(a, b)
+
+
+def test_alpha_penalises_the_reverse_kernels_as_the_forward_ones():
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(8, 5, 2))
+    y = rng.normal(size=8)
+    est = LSTMRegressor((3, 2), bidirectional=True, max_iter=1, random_state=0)
+    est.fit(X, y)
+    params = est._params()
+    weights = np.ones(len(X))
+    _, plain = est.set_params(alpha=0.0)._loss_grad(X, y[:, None], weights, params)
+    _, penalised = est.set_params(alpha=0.5)._loss_grad(X, y[:, None], weights, params)
+    # alpha / (2 n) * ||W||^2 over every kernel, recurrent kernel and output
+    # weight, in both directions; no bias.
+    kernels = ("kernel", "recurrent_kernel",
+               "kernel_reverse", "recurrent_kernel_reverse")
+    expected = [
+        0.5 / len(X) * layer[name] if name in kernels else np.zeros_like(layer[name])
+        for layer in est.lstm_coefs_
+        for name in ("kernel", "recurrent_kernel", "bias", "kernel_reverse",
+                     "recurrent_kernel_reverse", "bias_reverse")
+    ] + [0.5 / len(X) * est.coefs_[0], np.zeros_like(est.intercepts_[0])]
+    for got, base, want in zip(penalised, plain, expected, strict=True):
+        assert_allclose(got - base, want, rtol=1e-12, atol=1e-15)
