@@ -4,7 +4,8 @@ They run on a pure-NumPy backpropagation-through-time engine.
 """
 
 from ._estimators import LSTMClassifier, LSTMRegressor
+from .preprocessing import TextSequenceVectorizer
 
 __version__ = "0.1.0"
 
-__all__ = ["LSTMClassifier", "LSTMRegressor", "__version__"]
+__all__ = ["LSTMClassifier", "LSTMRegressor", "TextSequenceVectorizer", "__version__"]

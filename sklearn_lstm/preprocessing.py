@@ -1,5 +1,8 @@
-"""Preprocessing for sequences: scaling and cutting a series into windows."""
+"""Preprocessing for sequences: scaling, cutting a series into windows, and
+turning raw text into sequences of token ids."""
 
+import re
+from collections import Counter
 from numbers import Integral
 
 import numpy as np
@@ -9,7 +12,12 @@ from sklearn.base import (
     TransformerMixin,
     _fit_context,
 )
-from sklearn.utils._param_validation import Interval, validate_params
+from sklearn.utils._param_validation import (
+    Interval,
+    RealNotInt,
+    StrOptions,
+    validate_params,
+)
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from ._sequences import FLOAT_DTYPES, is_ragged, stack_ragged
@@ -517,3 +525,493 @@ def make_windows(series, window, horizon=1, target=None, step=1):
         if horizon == 1:
             y = y[:, 0]
     return X, y
+
+
+# Token ids as in Keras' TextVectorization: 0 pads, 1 stands for every token
+# outside the vocabulary, and the vocabulary's tokens start at 2.
+_PAD_ID = 0
+_OOV_ID = 1
+_OOV_TOKEN = "[UNK]"
+
+# What CountVectorizer's char analyzer does to whitespace, so that both agree
+# on the characters of a document: runs of two or more become one space.
+_WHITE_SPACES = re.compile(r"\s\s+")
+
+
+def _count_bound(df, n_documents):
+    """A min_df or max_df as a number of documents: an int is one already."""
+    return df if isinstance(df, Integral) else df * n_documents
+
+
+class TextSequenceVectorizer(TransformerMixin, BaseEstimator):
+    """Turn raw documents into sequences of token ids, one per token, in order.
+
+    Each document becomes a 1D integer array holding the id of each of its
+    tokens in turn, for a sequence model to read: the counterpart of
+    :class:`~sklearn.feature_extraction.text.CountVectorizer` that keeps the
+    order of the tokens. Ids follow Keras' ``TextVectorization``: 0 is padding
+    and never a token, 1 stands for any token outside the vocabulary (printed
+    ``"[UNK]"`` by :meth:`inverse_transform`), and the tokens of the vocabulary
+    get the ids from 2 on, by decreasing number of occurrences in the documents
+    seen in fit; tokens that occur equally often are in alphabetical order
+    (Python's order of strings, by code point).
+
+    The parameters shared with CountVectorizer have its meaning and defaults.
+
+    Parameters
+    ----------
+    analyzer : {"word", "char"} or callable, default="word"
+        What a token is: a match of ``token_pattern`` ("word"), a character
+        ("char"; runs of two or more whitespace characters first become one
+        space, as in CountVectorizer), or what a callable returns: it is given
+        each document (decoded if bytes, not lowercased) and must return a list
+        of str tokens, in order.
+
+    lowercase : bool, default=True
+        Whether to lowercase the documents before tokenizing them. Not applied
+        with a callable ``analyzer``.
+
+    token_pattern : str, default=r"(?u)\\b\\w\\w+\\b"
+        Regular expression of a token, used only with ``analyzer="word"``. The
+        default, CountVectorizer's, takes words of two or more alphanumeric
+        characters, so single-character words such as "a" or "I" are dropped;
+        ``r"(?u)\\b\\w+\\b"`` keeps them, as Keras' ``TextVectorization`` does.
+        If the pattern has a capturing group, the group is the token.
+
+    max_df : float in [0.0, 1.0] or int, default=1.0
+        Leave out of the vocabulary the tokens found in more documents than
+        this: a number of documents (int) or a proportion of them (float).
+
+    min_df : float in [0.0, 1.0] or int, default=1
+        Leave out of the vocabulary the tokens found in fewer documents than
+        this: a number of documents (int) or a proportion of them (float).
+
+    max_features : int, default=None
+        Keep only this many tokens in the vocabulary, the most frequent among
+        those ``min_df`` and ``max_df`` keep (ties broken alphabetically). None
+        keeps them all. The ids then run from 0 to ``max_features + 1``.
+
+    max_length : int, default=None
+        The maximum number of tokens of a sequence: longer documents are
+        truncated to their first ``max_length`` tokens (the end is dropped, as
+        with Keras' ``output_sequence_length``). Tokens outside the vocabulary
+        count, as their id 1 takes a step. None keeps every token.
+
+    dtype : integer dtype, default=np.int64
+        Type of the ids returned by :meth:`transform`. It must hold the largest
+        id.
+
+    encoding : str, default="utf-8"
+        Encoding used to decode documents given as bytes.
+
+    decode_error : {"strict", "ignore", "replace"}, default="strict"
+        What to do with bytes that are not valid in ``encoding``: "strict"
+        raises an error, the other two are as in :meth:`bytes.decode`.
+
+    Attributes
+    ----------
+    vocabulary_ : dict
+        The id of every token of the vocabulary, from 2 to ``len(vocabulary_) +
+        1``; ids 0 and 1 are padding and the out-of-vocabulary token.
+        :meth:`get_vocabulary` gives the token of every id.
+
+    See Also
+    --------
+    sklearn.feature_extraction.text.CountVectorizer : Token counts, without
+        their order.
+    SequenceScaler : Standardize sequences of numbers.
+
+    Notes
+    -----
+    A document without any token in the vocabulary, empty or not, gives
+    ``[1]``: one out-of-vocabulary step, rather than an empty sequence, which
+    no sequence model can read (each needs at least one time step). Every
+    document thus gives at least one step, and a Pipeline never breaks on an
+    empty document; an empty document and one of unknown tokens are then alike.
+
+    ``len(get_vocabulary())`` is the number of distinct ids, the size of the
+    input of an embedding or of a one-hot encoding of the ids.
+
+    The vocabulary is chosen as CountVectorizer chooses it: tokens are first
+    kept by document frequency (``min_df``, ``max_df``), then the
+    ``max_features`` most frequent of them by number of occurrences. Unlike
+    CountVectorizer, it is an error if no document holds a token at all, or if
+    ``min_df`` and ``max_df`` leave none.
+
+    The LSTM estimators of this package read float features at each step; to
+    feed them token ids, one-hot encode them, e.g. with
+    ``FunctionTransformer(lambda X: [np.eye(n_ids)[x] for x in X])`` where
+    ``n_ids = len(get_vocabulary())``.
+
+    Examples
+    --------
+    >>> from sklearn_lstm.preprocessing import TextSequenceVectorizer
+    >>> docs = ["The cat sat", "the dog sat on the mat"]
+    >>> vectorizer = TextSequenceVectorizer().fit(docs)
+    >>> vectorizer.vocabulary_
+    {'the': 2, 'sat': 3, 'cat': 4, 'dog': 5, 'mat': 6, 'on': 7}
+    >>> vectorizer.get_vocabulary()
+    ['', '[UNK]', 'the', 'sat', 'cat', 'dog', 'mat', 'on']
+    >>> ids = vectorizer.transform(["The bird sat", ""])
+    >>> ids
+    [array([2, 1, 3]), array([1])]
+    >>> vectorizer.inverse_transform(ids)
+    [['the', '[UNK]', 'sat'], ['[UNK]']]
+
+    Keep the first two tokens, and only the three most frequent ones:
+
+    >>> vectorizer = TextSequenceVectorizer(max_length=2, max_features=3)
+    >>> vectorizer.fit_transform(docs)
+    [array([2, 4]), array([2, 1])]
+    """
+
+    _parameter_constraints: dict = {
+        "analyzer": [StrOptions({"word", "char"}), callable],
+        "lowercase": ["boolean"],
+        "token_pattern": [str],
+        "max_df": [
+            Interval(RealNotInt, 0, 1, closed="both"),
+            Interval(Integral, 1, None, closed="left"),
+        ],
+        "min_df": [
+            Interval(RealNotInt, 0, 1, closed="both"),
+            Interval(Integral, 1, None, closed="left"),
+        ],
+        "max_features": [Interval(Integral, 1, None, closed="left"), None],
+        "max_length": [Interval(Integral, 1, None, closed="left"), None],
+        "dtype": "no_validation",  # checked in fit: any integer dtype numpy knows
+        "encoding": [str],
+        "decode_error": [StrOptions({"strict", "ignore", "replace"})],
+    }
+
+    def __init__(
+        self,
+        *,
+        analyzer="word",
+        lowercase=True,
+        token_pattern=r"(?u)\b\w\w+\b",
+        max_df=1.0,
+        min_df=1,
+        max_features=None,
+        max_length=None,
+        dtype=np.int64,
+        encoding="utf-8",
+        decode_error="strict",
+    ):
+        self.analyzer = analyzer
+        self.lowercase = lowercase
+        self.token_pattern = token_pattern
+        self.max_df = max_df
+        self.min_df = min_df
+        self.max_features = max_features
+        self.max_length = max_length
+        self.dtype = dtype
+        self.encoding = encoding
+        self.decode_error = decode_error
+
+    def _build_analyzer(self):
+        """The function from a decoded document to its list of tokens."""
+        if callable(self.analyzer):
+            return self.analyzer
+        lowercase = self.lowercase
+        if self.analyzer == "char":
+
+            def analyze(doc):
+                return list(_WHITE_SPACES.sub(" ", doc.lower() if lowercase else doc))
+
+            return analyze
+        try:
+            pattern = re.compile(self.token_pattern)
+        except re.error as e:
+            raise ValueError(
+                f"token_pattern {self.token_pattern!r} is not a valid regular "
+                f"expression: {e}."
+            ) from None
+        if pattern.groups > 1:
+            raise ValueError(
+                f"token_pattern {self.token_pattern!r} has {pattern.groups} "
+                "capturing groups; it may have at most one, the token."
+            )
+
+        def analyze(doc):
+            return pattern.findall(doc.lower() if lowercase else doc)
+
+        return analyze
+
+    def _tokenize(self, raw_documents):
+        """The list of tokens of every document, checking each document.
+
+        Errors name the index of the document at fault, counting from 0.
+        """
+        if isinstance(raw_documents, (str, bytes)):
+            raise ValueError(
+                "Iterable over raw text documents expected, "
+                f"{type(raw_documents).__name__} object received."
+            )
+        shape = getattr(raw_documents, "shape", None)
+        if shape is not None and len(shape) != 1:
+            raise ValueError(
+                "raw_documents must be one-dimensional, one document per sample; "
+                f"got an array of shape {shape}."
+            )
+        try:
+            documents = iter(raw_documents)
+        except TypeError:
+            raise TypeError(
+                "Iterable over raw text documents expected, "
+                f"{type(raw_documents).__name__} object received."
+            ) from None
+        analyze = self._build_analyzer()
+        custom = callable(self.analyzer)
+        token_lists = []
+        for i, doc in enumerate(documents):
+            if isinstance(doc, bytes):
+                try:
+                    doc = doc.decode(self.encoding, self.decode_error)
+                except UnicodeDecodeError as e:
+                    raise ValueError(
+                        f"Document {i} cannot be decoded with encoding="
+                        f"{self.encoding!r} ({e}); set encoding to the documents' "
+                        "encoding, or decode_error to 'replace' or 'ignore'."
+                    ) from None
+            elif not isinstance(doc, str):
+                raise TypeError(
+                    f"Document {i} is {doc!r:.40} of type {type(doc).__name__}; "
+                    "every document must be a str (or bytes, decoded with "
+                    "encoding). Replace or drop missing documents first."
+                )
+            tokens = analyze(doc)
+            if custom:
+                tokens = self._check_tokens(tokens, i)
+            token_lists.append(tokens)
+        return token_lists
+
+    @staticmethod
+    def _check_tokens(tokens, i):
+        """The tokens a callable analyzer returned for document i, as a list."""
+        if isinstance(tokens, (str, bytes)):
+            raise TypeError(
+                f"The analyzer returned a {type(tokens).__name__} for document "
+                f"{i}; it must return a list of str tokens."
+            )
+        tokens = list(tokens)
+        for token in tokens:
+            if not isinstance(token, str):
+                raise TypeError(
+                    f"The analyzer returned a token of type {type(token).__name__} "
+                    f"({token!r:.40}) for document {i}; tokens must be str."
+                )
+        return tokens
+
+    def _learn_vocabulary(self, token_lists):
+        """Set ``vocabulary_`` from the tokens of the documents seen in fit."""
+        dtype = self._check_dtype()
+        n_documents = len(token_lists)
+        if n_documents == 0:
+            raise ValueError(
+                "raw_documents holds no document; at least one is needed to learn "
+                "a vocabulary."
+            )
+        max_count = _count_bound(self.max_df, n_documents)
+        min_count = _count_bound(self.min_df, n_documents)
+        if max_count < min_count:
+            raise ValueError(
+                f"max_df={self.max_df} corresponds to {max_count:g} of the "
+                f"{n_documents} documents, fewer than min_df={self.min_df} "
+                f"({min_count:g}); lower min_df or raise max_df."
+            )
+        counts = Counter()  # occurrences of each token
+        document_counts = Counter()  # number of documents holding it
+        for tokens in token_lists:
+            counts.update(tokens)
+            document_counts.update(set(tokens))
+        if not counts:
+            raise ValueError(
+                "Empty vocabulary: no document holds a token. Check the analyzer "
+                "and token_pattern (the default one takes words of two or more "
+                "characters)."
+            )
+        kept = [
+            token for token, n in document_counts.items() if min_count <= n <= max_count
+        ]
+        if not kept:
+            raise ValueError(
+                "After pruning, no terms remain. Try a lower min_df or a higher max_df."
+            )
+        kept.sort(key=lambda token: (-counts[token], token))
+        kept = kept[: self.max_features]
+        largest_id = len(kept) + 1
+        if largest_id > np.iinfo(dtype).max:
+            raise ValueError(
+                f"dtype {dtype} cannot hold the largest id, {largest_id}; use a "
+                "wider integer dtype or a lower max_features."
+            )
+        self.vocabulary_ = {token: i for i, token in enumerate(kept, start=2)}
+
+    def _check_dtype(self):
+        try:
+            dtype = np.dtype(self.dtype)
+        except TypeError:
+            dtype = None
+        if dtype is None or dtype.kind not in "iu":
+            raise ValueError(
+                "dtype must be an integer dtype, such as np.int64 or np.int32; got "
+                f"{self.dtype!r}."
+            )
+        return dtype
+
+    def _encode(self, token_lists):
+        """The id sequence of each list of tokens."""
+        vocabulary = self.vocabulary_
+        dtype = self._check_dtype()
+        # An empty sequence cannot be read by a sequence model: a document
+        # without tokens gives one out-of-vocabulary step (see the Notes).
+        return [
+            np.array(
+                [vocabulary.get(t, _OOV_ID) for t in tokens[: self.max_length]]
+                or [_OOV_ID],
+                dtype=dtype,
+            )
+            for tokens in token_lists
+        ]
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, raw_documents, y=None):
+        """Learn the vocabulary of the documents.
+
+        Parameters
+        ----------
+        raw_documents : iterable of str or bytes
+            The documents: a list, a 1D array or a pandas Series of strings, or
+            any iterable of them (read once).
+
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : object
+            Fitted vectorizer.
+        """
+        self._learn_vocabulary(self._tokenize(raw_documents))
+        return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit_transform(self, raw_documents, y=None):
+        """Learn the vocabulary and return the id sequence of each document.
+
+        The same as ``fit(raw_documents).transform(raw_documents)``, with the
+        documents read and tokenized only once.
+
+        Parameters
+        ----------
+        raw_documents : iterable of str or bytes
+            The documents: a list, a 1D array or a pandas Series of strings, or
+            any iterable of them (read once).
+
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        X : list of ndarray of shape (n_tokens_i,)
+            The ids of the tokens of each document, in order (see
+            :meth:`transform`).
+        """
+        token_lists = self._tokenize(raw_documents)
+        self._learn_vocabulary(token_lists)
+        return self._encode(token_lists)
+
+    def transform(self, raw_documents):
+        """Return the id sequence of each document.
+
+        Parameters
+        ----------
+        raw_documents : iterable of str or bytes
+            The documents: a list, a 1D array or a pandas Series of strings, or
+            any iterable of them.
+
+        Returns
+        -------
+        X : list of ndarray of shape (n_tokens_i,)
+            One array of ``dtype`` per document, with the id of each of its
+            tokens in order: the token's id in ``vocabulary_``, or 1 for a token
+            outside it. At most ``max_length`` ids, the first ones. A document
+            without any token gives ``[1]``, so every sequence has at least one
+            step.
+        """
+        check_is_fitted(self)
+        return self._encode(self._tokenize(raw_documents))
+
+    def inverse_transform(self, X):
+        """Return the tokens of id sequences.
+
+        Parameters
+        ----------
+        X : list of array-like of int, or array-like of int of shape \
+                (n_samples, n_timesteps)
+            Id sequences: as returned by :meth:`transform`, or padded with
+            zeros into a 2D array.
+
+        Returns
+        -------
+        tokens : list of list of str
+            The token of each id of each sequence, in order; ``"[UNK]"`` for
+            the out-of-vocabulary id 1, and nothing for the padding id 0.
+        """
+        check_is_fitted(self)
+        token_of = np.array(self.get_vocabulary(), dtype=object)
+        shape = getattr(X, "shape", None)
+        if isinstance(X, (str, bytes)) or (
+            shape is not None
+            and (len(shape) not in (1, 2) or (len(shape) == 1 and X.dtype != object))
+        ):
+            raise ValueError(
+                "X must be a list of id sequences or a 2D array of them padded "
+                f"with zeros; got {type(X).__name__}"
+                + (f" of shape {shape}." if shape is not None else ".")
+            )
+        tokens = []
+        for i, seq in enumerate(X):
+            ids = np.asarray(seq)
+            if ids.ndim != 1:
+                raise ValueError(
+                    f"Sequence {i} must be 1D, one id per step; got an array of "
+                    f"shape {ids.shape}."
+                )
+            if ids.size and ids.dtype.kind not in "iu":
+                raise TypeError(
+                    f"Sequence {i} has dtype {ids.dtype}; token ids must be integers."
+                )
+            outside = (ids < 0) | (ids >= len(token_of))
+            if outside.any():
+                j = int(np.argmax(outside))
+                raise ValueError(
+                    f"Sequence {i} holds the id {ids[j]} at step {j}, outside the "
+                    f"vocabulary's ids 0 to {len(token_of) - 1}."
+                )
+            tokens.append(token_of[ids[ids != _PAD_ID]].tolist())
+        return tokens
+
+    def get_vocabulary(self):
+        """Return the token of every id, as Keras' TextVectorization does.
+
+        Returns
+        -------
+        tokens : list of str
+            The token of id ``i`` at position ``i``: ``""`` for the padding id
+            0, ``"[UNK]"`` for the out-of-vocabulary id 1, then the tokens of
+            ``vocabulary_`` by id.
+        """
+        check_is_fitted(self)
+        by_id = sorted(self.vocabulary_, key=self.vocabulary_.__getitem__)
+        return ["", _OOV_TOKEN, *by_id]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # As CountVectorizer: raw documents in, not a 2D array of numbers.
+        tags.input_tags.string = True
+        tags.input_tags.two_d_array = False
+        # The output is integer ids, whatever the input.
+        tags.transformer_tags.preserves_dtype = []
+        return tags
