@@ -979,7 +979,10 @@ class TextSequenceVectorizer(TransformerMixin, BaseEstimator):
                     f"Sequence {i} must be 1D, one id per step; got an array of "
                     f"shape {ids.shape}."
                 )
-            if ids.size and ids.dtype.kind not in "iu":
+            if ids.size == 0:
+                tokens.append([])  # [] is float to NumPy, yet a fine sequence
+                continue
+            if ids.dtype.kind not in "iu":
                 raise TypeError(
                     f"Sequence {i} has dtype {ids.dtype}; token ids must be integers."
                 )
