@@ -23,7 +23,7 @@ from sklearn.utils.validation import check_array, check_is_fitted
 from ._sequences import FLOAT_DTYPES, is_ragged, stack_ragged
 from ._validation import check_form
 
-__all__ = ["SequenceScaler", "make_windows"]
+__all__ = ["SequenceScaler", "TextSequenceVectorizer", "make_windows"]
 
 
 def _is_constant(var, mean, n_samples):

@@ -61,7 +61,9 @@ def test_sklearn_compatible_estimator(estimator, check):
 
 
 def test_all():
-    assert preprocessing.__all__ == ["SequenceScaler", "make_windows"]
+    assert preprocessing.__all__ == [
+        "SequenceScaler", "TextSequenceVectorizer", "make_windows"
+    ]
 
 
 # ------------------------------------------------------------ SequenceScaler
