@@ -623,11 +623,12 @@ class TextSequenceVectorizer(TransformerMixin, BaseEstimator):
 
     Notes
     -----
-    A document without any token in the vocabulary, empty or not, gives
-    ``[1]``: one out-of-vocabulary step, rather than an empty sequence, which
-    no sequence model can read (each needs at least one time step). Every
-    document thus gives at least one step, and a Pipeline never breaks on an
-    empty document; an empty document and one of unknown tokens are then alike.
+    A document without any token (empty, or holding no match of
+    ``token_pattern``) gives ``[1]``: one out-of-vocabulary step, rather than an
+    empty sequence, which no sequence model can read (each needs at least one
+    time step). Every document thus gives at least one step, and a Pipeline
+    never breaks on an empty document; an empty document and one holding a
+    single unknown token are then alike.
 
     ``len(get_vocabulary())`` is the number of distinct ids, the size of the
     input of an embedding or of a one-hot encoding of the ids.
