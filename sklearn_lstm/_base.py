@@ -452,11 +452,11 @@ class BaseLSTM(BaseEstimator, ABC):
                 "at least one sample on each side."
             )
         stratify = None
-        if y.ndim == 3:  # targets per step: no class per sample
-            pass
-        elif is_classifier(self) and self._label_binarizer.y_type_ == "binary":
+        # With targets per step (3D y), a sample has no one class to stratify by.
+        y_type = self._label_binarizer.y_type_ if is_classifier(self) else None
+        if y.ndim == 2 and y_type == "binary":
             stratify = y[:, 0]
-        elif is_classifier(self) and self._label_binarizer.y_type_ == "multiclass":
+        elif y.ndim == 2 and y_type == "multiclass":
             stratify = y.argmax(axis=1)
         return train_test_split(
             np.arange(n_samples),
