@@ -30,8 +30,19 @@ the same for every time step of a sequence::
 
 Masks are given already scaled (0 or 1 / (1 - p)); drawing them is the caller's job.
 
+Embedding: a network may start with a table ``E_tab`` (n_tokens, E). Its input is
+then one integer token id per step, ``X`` (B, T), and the first layer reads
+``x_t = E_tab[X[:, t]]`` (B, E); id 0 is padding, as in Keras. The table's gradient
+is the first layer's ``dx_t`` summed over the (step, sample) pairs of each id::
+
+    dE_tab[n] = sum over (b, t) with X[b, t] = n of dL/dx_t[b]
+
+Rows of ids absent from the batch get exactly zero, and so does row 0 when id 0
+occurs only at padding steps (their ``dx_t`` is exactly zero).
+
 Parameters travel as one flat list in the order of a :class:`~._network.Network`
-description (``[W_1, U_1, b_1, ..., W_L, U_L, b_L, W_out, b_out]`` for a stack);
+description (``[W_1, U_1, b_1, ..., W_L, U_L, b_L, W_out, b_out]`` for a stack,
+``E_tab`` first with an embedding);
 :func:`backward` returns the gradients in the same order.
 
 How it is computed (the equations above are the contract; this is only speed):
@@ -512,9 +523,11 @@ def forward(
 
     Parameters
     ----------
-    X : ndarray of shape (B, T, F)
+    X : ndarray of shape (B, T, F), or of shape (B, T) for an embedding network
         Batch-major sequences, in the dtype of the computation; padding after a
-        sequence's last step must be finite (zeros).
+        sequence's last step must be finite (zeros). With an embedding, integer
+        token ids in ``[0, n_tokens)`` (not checked here), 0 at padding steps;
+        the computation then runs in the table's dtype.
     params : list of ndarray
         The parameters in the flat order of ``network``.
     lengths : ndarray of shape (B,) or None
@@ -543,16 +556,26 @@ def forward(
     ws = _NoWorkspace if workspace is None else workspace
     if network is None:
         network = Network.from_shapes([param.shape for param in params])
+    embedded = network.embedding is not None
+    dtype = params[0].dtype if embedded else X.dtype
     if not keep_cache:
-        block = _block_samples(network, X.dtype.itemsize)
+        block = _block_samples(network, dtype.itemsize)
         if X.shape[0] > block:
-            out = _forward_blocks(X, params, lengths, masks, block, workspace, network)
+            out = _forward_blocks(
+                X, params, lengths, masks, block, workspace, network, dtype
+            )
             return out, None
     B, T = X.shape[:2]
     order = _reversal(lengths, T) if network.bidirectional else None
-    inp = X.transpose(1, 2, 0)  # (T, F, B), copied into the first layer's columns
-    caches = []
     *lstm_params, (W_out, b_out) = network.layer_params(params)
+    if embedded:
+        (table,), *lstm_params = lstm_params
+        # Whole rows gathered, then read transposed: faster than gathering columns.
+        inp = table[X.T].transpose(0, 2, 1)  # (T, E, B)
+    else:
+        inp = X.transpose(1, 2, 0)  # (T, F, B)
+    # inp is copied into the first layer's columns.
+    caches = []
     for k, (layer, arrays) in enumerate(zip(network.lstm, lstm_params)):
         mask_x, mask_h = masks[k] if masks is not None else (None, None)
         inp, cache = _lstm_layer_forward(
@@ -569,7 +592,10 @@ def forward(
     out += b_out
     if not keep_cache:
         return out, None
-    return out, (caches, Y, pooled, pool_cache, W_out, lengths, order, ws, network)
+    ids = X if embedded else None
+    return out, (
+        caches, Y, pooled, pool_cache, W_out, lengths, order, ws, network, ids
+    )
 
 
 def _valid_steps(lengths, T):
@@ -609,12 +635,12 @@ def _pool(Y, network, lengths):
     return top.T.copy(), masked == top  # (B, D), argmax indicator (T, D, B)
 
 
-def _forward_blocks(X, params, lengths, masks, block, workspace, network):
+def _forward_blocks(X, params, lengths, masks, block, workspace, network, dtype):
     """:func:`forward` without cache, ``block`` samples at a time, each block cut
     to its longest sequence."""
     B, T = X.shape[:2]
     per_step = (T,) if network.per_step else ()
-    out = np.zeros((B, *per_step, network.n_outputs), dtype=X.dtype)
+    out = np.zeros((B, *per_step, network.n_outputs), dtype=dtype)
     for start in range(0, B, block):
         rows = slice(start, start + block)
         steps, part = T, None
@@ -660,6 +686,21 @@ def _last_step_grad(d_last, lengths, T, ws, key):
     return dHs, from_above.tolist()
 
 
+def _embedding_grad(dX_T, ids, n_tokens):
+    """The table's gradient (n_tokens, E): the first layer's input gradient
+    ``dX_T`` (T, E, B) summed over the steps holding each id of ``ids`` (B, T).
+
+    One ``bincount`` per column (accumulating in float64) is about four times
+    as fast as ``np.add.at`` on the rows, for the same sums."""
+    T, E, B = dX_T.shape
+    flat_ids = ids.T.ravel()  # (T * B,), the order of dX_T's (step, sample) pairs
+    by_dim = dX_T.transpose(1, 0, 2).reshape(E, T * B)  # a copy
+    grad = np.empty((n_tokens, E), dtype=dX_T.dtype)
+    for e in range(E):
+        grad[:, e] = np.bincount(flat_ids, by_dim[e], minlength=n_tokens)
+    return grad
+
+
 def backward(dout, cache, need_dX=False):
     """Gradients of a loss with respect to every parameter (and the input).
 
@@ -671,7 +712,9 @@ def backward(dout, cache, need_dX=False):
         entries at padding steps are ignored.
     cache : tuple from :func:`forward`.
     need_dX : bool, default=False
-        Also return the gradient with respect to ``X``.
+        Also return the gradient with respect to ``X``. Token ids have none: for
+        an embedding network, true raises ValueError (the table's gradient is in
+        ``grads``).
 
     Returns
     -------
@@ -680,7 +723,13 @@ def backward(dout, cache, need_dX=False):
     dX : ndarray of shape (B, T, F)
         Only when ``need_dX`` is true.
     """
-    caches, Y, pooled, pool_cache, W_out, lengths, order, ws, network = cache
+    caches, Y, pooled, pool_cache, W_out, lengths, order, ws, network, ids = cache
+    embedded = ids is not None
+    if need_dX and embedded:
+        raise ValueError(
+            "The input of an embedding network is token ids, which have no "
+            "gradient; call backward with need_dX=False."
+        )
     T, D, B = Y.shape
     pooling = network.pooling
     top = network.lstm[-1]
@@ -721,7 +770,7 @@ def backward(dout, cache, need_dX=False):
     grads = []
     for k in range(len(caches) - 1, -1, -1):
         layer, cache_k, key = network.lstm[k], caches[k], f"{k}."
-        need = k > 0 or need_dX
+        need = k > 0 or need_dX or embedded
         if dY is not None:  # split into the directions, in their own step order
             H = layer.n_hidden
             if not layer.bidirectional:
@@ -749,6 +798,8 @@ def backward(dout, cache, need_dX=False):
         grads[:0] = layer_grads
         dY, from_above = dX, None
     grads += [dW_out, db_out]
+    if embedded:
+        grads[:0] = [_embedding_grad(dY, ids, network.embedding.n_tokens)]
     if need_dX:
         return grads, dY.transpose(2, 0, 1).copy()  # (B, T, F), not a buffer
     return grads

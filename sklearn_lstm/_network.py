@@ -7,7 +7,8 @@ helper processes (which run the engine from it). Adding a layer kind means
 adding it here and in the engine's layer code, nothing else.
 
 The parameters of a network live in one flat list, in the order of
-:attr:`Network.specs`: each LSTM layer's ``kernel``, ``recurrent_kernel`` and
+:attr:`Network.specs`: the ``embedding`` table if the network has one, then each
+LSTM layer's ``kernel``, ``recurrent_kernel`` and
 ``bias`` (and for a bidirectional layer the reverse direction's
 ``kernel_reverse``, ``recurrent_kernel_reverse`` and ``bias_reverse``), then the
 output layer's ``coef`` and ``intercept``. That list holds the
@@ -20,7 +21,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["DenseLayer", "LSTMLayer", "Network", "ParamSpec"]
+__all__ = ["DenseLayer", "EmbeddingLayer", "LSTMLayer", "Network", "ParamSpec"]
 
 
 class ParamSpec(NamedTuple):
@@ -29,11 +30,36 @@ class ParamSpec(NamedTuple):
     name: str  # its key in the layer's public dict
     shape: tuple
     penalised: bool  # whether the L2 penalty ``alpha`` applies to it
-    init: str  # "glorot", "orthogonal", "zeros" or "lstm_bias"
+    init: str  # a key of _INITIALISERS: "glorot", "orthogonal", "zeros", ...
 
 
 #: What the output layer reads from the top LSTM layer's outputs (see ``_engine``).
 POOLINGS = ("last", "mean", "max", "none")
+
+
+class EmbeddingLayer(NamedTuple):
+    """A learned table of ``n_tokens`` vectors of ``n_dims`` values: the input is
+    one integer token id per step, and the first LSTM layer reads row ``id`` of the
+    table. Id 0 is padding, as in Keras; the row is an ordinary row, but padding
+    steps never move it (their gradient is exactly zero).
+
+    The table is drawn uniform in [-0.05, 0.05], Keras' ``Embedding`` default,
+    to match the Keras defaults of the LSTM layers (Glorot, orthogonal, forget
+    bias 1); ``torch.nn.Embedding`` draws N(0, 1) instead. It is not penalised by
+    ``alpha``: although ``table[ids]`` is a kernel on one-hot inputs, the L2
+    gradient reaches every row at every update while a token's data gradient
+    reaches its row only in the batches holding it, so a dense penalty shrinks the
+    rows of rare tokens toward zero between their appearances (Keras'
+    ``Embedding`` has no regulariser by default either).
+    """
+
+    n_tokens: int
+    n_dims: int
+
+    @property
+    def specs(self):
+        shape = (self.n_tokens, self.n_dims)
+        return (ParamSpec("embedding", shape, False, "embedding_uniform"),)
 
 
 class LSTMLayer(NamedTuple):
@@ -82,11 +108,12 @@ class DenseLayer(NamedTuple):
 
 
 class Network:
-    """A stack of LSTM layers and a dense output layer.
+    """An optional embedding, a stack of LSTM layers and a dense output layer.
 
     Parameters
     ----------
-    layers : sequence of LSTMLayer, then one DenseLayer
+    layers : sequence of an optional EmbeddingLayer, LSTMLayer(s), then one
+        DenseLayer
     pooling : {"last", "mean", "max", "none"}, default="last"
         What the dense layer reads: the top layer's output at each sequence's last
         step (for a bidirectional layer, the backward half at its first step), the
@@ -96,9 +123,23 @@ class Network:
 
     def __init__(self, layers, pooling="last"):
         self.layers = tuple(layers)
-        *lstm, head = self.layers
-        if not lstm or not isinstance(head, DenseLayer):
-            raise ValueError("a network is one or more LSTM layers, then a dense one")
+        embedded = bool(self.layers) and isinstance(self.layers[0], EmbeddingLayer)
+        self.embedding = self.layers[0] if embedded else None
+        *lstm, head = self.layers[embedded:] or (None,)
+        if (
+            not lstm
+            or not all(isinstance(layer, LSTMLayer) for layer in lstm)
+            or not isinstance(head, DenseLayer)
+        ):
+            raise ValueError(
+                "a network is an optional embedding, one or more LSTM layers, "
+                "then a dense one"
+            )
+        if self.embedding is not None and lstm[0].n_inputs != self.embedding.n_dims:
+            raise ValueError(
+                f"the first LSTM layer reads {lstm[0].n_inputs} inputs per step, "
+                f"the embedding gives {self.embedding.n_dims}"
+            )
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
         self.pooling = pooling
@@ -114,11 +155,21 @@ class Network:
 
     @classmethod
     def stack(cls, n_features, hidden_sizes, n_outputs, *, bidirectional=False,
-              pooling="last"):
+              pooling="last", embedding=None):
         """LSTM layers of ``hidden_sizes`` units on ``n_features`` inputs per step
         (all bidirectional or none), and a dense layer of ``n_outputs`` reading the
-        last one as ``pooling`` says."""
-        layers, n_inputs = [], int(n_features)
+        last one as ``pooling`` says.
+
+        With ``embedding=(n_tokens, n_dims)``, an :class:`EmbeddingLayer` comes
+        first and the first LSTM layer reads its ``n_dims`` values per step
+        (``n_features`` is then not read, and may be None: the input is one
+        token id per step).
+        """
+        if embedding is None:
+            layers, n_inputs = [], int(n_features)
+        else:
+            n_tokens, n_dims = embedding
+            layers, n_inputs = [EmbeddingLayer(int(n_tokens), int(n_dims))], int(n_dims)
         for n_hidden in hidden_sizes:
             layer = LSTMLayer(n_inputs, int(n_hidden), bool(bidirectional))
             layers.append(layer)
@@ -174,7 +225,8 @@ class Network:
         return [params[s] for s in self._slices]
 
     def step_macs(self):
-        """Multiply-adds of one sample's step through the LSTM layers."""
+        """Multiply-adds of one sample's step through the LSTM layers (an
+        embedding's lookup has none)."""
         return sum(
             4 * layer.n_outputs * (layer.n_hidden + layer.n_inputs + 1)
             for layer in self.lstm
@@ -191,7 +243,8 @@ class Network:
         """Fresh parameters drawn from ``rng`` (a RandomState), in the flat order.
 
         Kernels are Glorot-uniform, recurrent kernels orthogonal, biases zero but
-        for an LSTM's forget gate, which starts at 1.
+        for an LSTM's forget gate, which starts at 1, and an embedding table
+        uniform in [-0.05, 0.05] (see :class:`EmbeddingLayer`).
         """
         return [_INITIALISERS[spec.init](rng, spec.shape, dtype)
                 for _, spec in self.specs]
@@ -200,29 +253,44 @@ class Network:
     def public_name(self, index):
         """How users see parameter ``index``, e.g. ``lstm_coefs_[0]["kernel"]``."""
         k, spec = self.specs[index]
-        if k < len(self.lstm):
-            return f'lstm_coefs_[{k}]["{spec.name}"]'
+        layer = self.layers[k]
+        if isinstance(layer, EmbeddingLayer):
+            return "embedding_"
+        if isinstance(layer, LSTMLayer):
+            return f'lstm_coefs_[{k - (self.embedding is not None)}]["{spec.name}"]'
         return f"{'coefs_' if spec.name == 'coef' else 'intercepts_'}[0]"
 
     def to_public(self, params):
-        """The estimator's attributes holding ``params`` (the same arrays)."""
-        per_layer = self.layer_params(params)
-        lstm_coefs = [
+        """The estimator's attributes holding ``params`` (the same arrays);
+        ``embedding_`` only for a network with an embedding."""
+        *per_layer, (coef, intercept) = self.layer_params(params)
+        public = {}
+        if self.embedding is not None:
+            (public["embedding_"],), *per_layer = per_layer
+        public["lstm_coefs_"] = [
             {spec.name: param for spec, param in zip(layer.specs, arrays)}
             for layer, arrays in zip(self.lstm, per_layer)
         ]
-        coef, intercept = per_layer[-1]
-        return {"lstm_coefs_": lstm_coefs, "coefs_": [coef], "intercepts_": [intercept]}
+        public["coefs_"], public["intercepts_"] = [coef], [intercept]
+        return public
 
-    def from_public(self, lstm_coefs, coefs, intercepts):
-        """The flat list of the arrays held by the public attributes."""
+    def from_public(self, lstm_coefs, coefs, intercepts, embedding=None):
+        """The flat list of the arrays held by the public attributes (and
+        ``embedding_``, which a network with an embedding needs and one without
+        refuses)."""
+        if (embedding is None) != (self.embedding is None):
+            raise ValueError(
+                "this model has no embedding_ table."
+                if embedding is not None
+                else "this model needs its embedding_ table."
+            )
         if len(lstm_coefs) != len(self.lstm) or len(coefs) != 1 or len(intercepts) != 1:
             raise ValueError(
                 f"lstm_coefs_ has {len(lstm_coefs)} layers, coefs_ {len(coefs)} and "
                 f"intercepts_ {len(intercepts)} arrays; this model needs "
                 f"{len(self.lstm)}, 1 and 1."
             )
-        params = []
+        params = [] if embedding is None else [embedding]
         for k, (layer, arrays) in enumerate(zip(self.lstm, lstm_coefs)):
             for spec in layer.specs:
                 if spec.name not in arrays:
@@ -268,6 +336,11 @@ def _orthogonal(rng, shape, dtype):
     return np.ascontiguousarray(q.T).astype(dtype)
 
 
+def _embedding_uniform(rng, shape, dtype):
+    """Keras' ``Embedding`` default, uniform in [-0.05, 0.05]."""
+    return rng.uniform(-0.05, 0.05, size=shape).astype(dtype)
+
+
 def _zeros(rng, shape, dtype):
     return np.zeros(shape, dtype=dtype)
 
@@ -284,4 +357,5 @@ _INITIALISERS = {
     "orthogonal": _orthogonal,
     "zeros": _zeros,
     "lstm_bias": _lstm_bias,
+    "embedding_uniform": _embedding_uniform,
 }
