@@ -626,7 +626,7 @@ def _pool(Y, network, lengths):
             return Y.sum(axis=0).T / T, None
         valid = _valid_steps(lengths, T)[:, np.newaxis, :]  # (T, 1, B)
         summed = np.where(valid, Y, 0).sum(axis=0)  # (D, B)
-        return (summed / lengths).T, None
+        return (summed / lengths.astype(Y.dtype)).T, None  # in Y's dtype
     # max: padding never wins; ties share the gradient evenly, as torch.amax
     masked = Y if lengths is None else np.where(
         _valid_steps(lengths, T)[:, np.newaxis, :], Y, -np.inf
@@ -755,7 +755,7 @@ def backward(dout, cache, need_dX=False):
                 dY[...] = d_pooled / T
             else:
                 valid = _valid_steps(lengths, T)[:, np.newaxis, :]
-                np.multiply(valid, d_pooled / lengths, out=dY)
+                np.multiply(valid, d_pooled / lengths.astype(dY.dtype), out=dY)
         elif pooling == "max":
             is_max = pool_cache
             dY = ws.empty("dY", (T, D, B), Y.dtype)

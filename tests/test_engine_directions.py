@@ -340,3 +340,18 @@ def test_prediction_without_cache_gives_the_same_output(pooling, lengths):
         if pooling == "none":
             out, out_nc = out[valid], out_nc[valid]
         assert_allclose(out_nc, out, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("pooling", ["last", "mean", "max", "none"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_float32_stays_float32_on_ragged_batches(pooling, bidirectional):
+    # Dividing by the integer lengths once made mean pooling float64.
+    network = Network.stack(2, [3], 2, bidirectional=bidirectional, pooling=pooling)
+    params = network.init(np.random.RandomState(0), np.float32)
+    X = np.random.RandomState(1).normal(size=(4, 5, 2)).astype(np.float32)
+    lengths = np.array([5, 2, 3, 1])
+    X[np.arange(5) >= lengths[:, None]] = 0.0
+    out, cache = forward(X, params, lengths, network=network)
+    grads = backward(np.ones_like(out), cache)
+    assert out.dtype == np.float32
+    assert all(grad.dtype == np.float32 for grad in grads)
