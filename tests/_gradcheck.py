@@ -83,3 +83,11 @@ def assert_close(actual, desired, rtol, what=""):
     scale = np.abs(desired).max()
     np.testing.assert_allclose(actual, desired, rtol=rtol, atol=1e-4 * rtol * scale,
                                err_msg=what)
+
+
+def objective(G, out, valid):
+    """sum(G * out), over the valid steps only when out is per step: a scalar
+    whose gradient with respect to ``out`` is ``G`` (at valid steps)."""
+    if out.ndim == 3:
+        return float(np.sum(G[valid] * out[valid]))
+    return float(np.sum(G * out))

@@ -29,7 +29,7 @@ from typing import NamedTuple
 
 import numpy as np
 import pytest
-from _gradcheck import assert_grad_close, numerical_grad
+from _gradcheck import assert_grad_close, numerical_grad, objective
 from numpy.testing import assert_allclose, assert_array_equal
 
 from sklearn_lstm._engine import backward, forward
@@ -101,13 +101,6 @@ def upstream(rng, model, B, T, lengths):
     G = rng.normal(size=(B, T, model.n_outputs))
     G[~valid_steps(B, T, lengths)] = 0.0
     return G
-
-
-def objective(G, out, valid):
-    """sum(G * out), over the valid steps only when out is per step."""
-    if out.ndim == 3:
-        return float(np.sum(G[valid] * out[valid]))
-    return float(np.sum(G * out))
 
 
 def check_grads_by_central_differences(model, X, params, G, lengths=None,

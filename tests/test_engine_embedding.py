@@ -17,7 +17,7 @@ gradients agree to 1e-8 relative (rounding leaves ~1e-13; a wrong term is off by
 
 import numpy as np
 import pytest
-from _gradcheck import assert_close, assert_grad_close, numerical_grad
+from _gradcheck import assert_close, assert_grad_close, numerical_grad, objective
 from numpy.testing import assert_allclose, assert_array_equal
 
 from sklearn_lstm._engine import backward, forward
@@ -68,13 +68,6 @@ def upstream(rng, network, B, T, lengths):
     G = rng.normal(size=(B, T, N_OUT))
     G[~valid_steps(B, T, lengths)] = 0.0
     return G
-
-
-def objective(G, out, valid):
-    """sum(G * out), over the valid steps only when out is per step."""
-    if out.ndim == 3:
-        return float(np.sum(G[valid] * out[valid]))
-    return float(np.sum(G * out))
 
 
 def random_problem(seed, pooling, bidirectional, B, T, lengths, low=0):
