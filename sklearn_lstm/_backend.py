@@ -136,14 +136,14 @@ class SerialBackend:
     def chunks(self, network, X):
         """The samples of each chunk of a prediction: slices for sequences of
         one length, else index arrays of samples sorted by length."""
-        n_samples, n_steps, _ = X.values.shape
+        n_samples, n_steps = X.values.shape[:2]
         # Prediction keeps, per layer, direction and sample, the column [h; x; 1]
         # of each step.
         per_step = sum(
             layer.n_directions * (layer.n_inputs + layer.n_hidden + 1)
             for layer in network.lstm
         )
-        per_sample = (n_steps + 1) * per_step * X.values.dtype.itemsize
+        per_sample = (n_steps + 1) * per_step * X.dtype.itemsize
         size = max(1, PREDICT_CHUNK_BYTES // per_sample)
         if self.n_shares > 1 and n_samples >= self.n_shares * MIN_PREDICT_SHARE:
             size = min(size, -(-n_samples // self.n_shares))
@@ -159,7 +159,7 @@ class SerialBackend:
         a chunk's longest sequence, meaningless at other padding steps)."""
         chunks = self.chunks(network, X)
         per_step = X.values.shape[1:2] if network.per_step else ()
-        out = np.zeros((len(X), *per_step, network.n_outputs), dtype=X.values.dtype)
+        out = np.zeros((len(X), *per_step, network.n_outputs), dtype=X.dtype)
         tasks = [("outputs", (network, params, X.take(idx))) for idx in chunks]
 
         def put(j, result):

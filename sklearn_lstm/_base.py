@@ -41,6 +41,7 @@ from ._validation import (
     step_targets,
     valid_steps,
     validate_sequences,
+    validate_token_ids,
 )
 from ._warnings import warn_user
 
@@ -107,6 +108,7 @@ class BaseLSTM(BaseEstimator, ABC):
         ],
         "bidirectional": ["boolean"],
         "pooling": [StrOptions(set(POOLINGS))],
+        "embedding_dim": [Interval(Integral, 1, None, closed="left"), None],
         "solver": [StrOptions({"adam", "rmsprop", "sgd"})],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "batch_size": [
@@ -146,6 +148,7 @@ class BaseLSTM(BaseEstimator, ABC):
         hidden_layer_sizes,
         bidirectional,
         pooling,
+        embedding_dim,
         solver,
         alpha,
         batch_size,
@@ -175,6 +178,7 @@ class BaseLSTM(BaseEstimator, ABC):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.bidirectional = bidirectional
         self.pooling = pooling
+        self.embedding_dim = embedding_dim
         self.solver = solver
         self.alpha = alpha
         self.batch_size = batch_size
@@ -215,21 +219,31 @@ class BaseLSTM(BaseEstimator, ABC):
             )
         return [int(h) for h in sizes]
 
-    def _make_network(self, n_features, n_outputs):
-        """The network these parameters describe."""
+    def _make_network(self, X, n_outputs):
+        """The network these parameters describe, for the validated
+        :class:`Sequences` ``X`` of a first fit: an embedding has a row for each
+        id up to the largest in X (at least 2 rows: padding and a token)."""
+        embedding = None
+        if self.embedding_dim is not None:
+            n_tokens = max(2, int(X.values.max()) + 1)
+            embedding = (n_tokens, self.embedding_dim)
         return Network.stack(
-            n_features,
+            X.values.shape[2] if embedding is None else None,
             self._layer_sizes(),
             n_outputs,
             bidirectional=self.bidirectional,
             pooling=self.pooling,
+            embedding=embedding,
         )
 
-    def _initialize(self, n_features, n_outputs, dtype):
+    def _initialize(self, X, n_outputs, dtype):
         """Draw fresh weights from ``self._random_state`` and reset the records."""
-        self._network = self._make_network(n_features, n_outputs)
+        self._network = self._make_network(X, n_outputs)
         params = self._network.init(self._random_state, dtype)
-        for name, value in self._network.to_public(params).items():
+        public = self._network.to_public(params)
+        if "embedding_" not in public and hasattr(self, "embedding_"):
+            del self.embedding_  # a refit without embedding must not keep it
+        for name, value in public.items():
             setattr(self, name, value)
         self.n_outputs_ = n_outputs
         self.n_iter_ = 0
@@ -243,7 +257,10 @@ class BaseLSTM(BaseEstimator, ABC):
     def _params(self):
         """The live parameter arrays, in the network's flat order."""
         network = self._network
-        return network.from_public(self.lstm_coefs_, self.coefs_, self.intercepts_)
+        embedding = self.embedding_ if network.embedding is not None else None
+        return network.from_public(
+            self.lstm_coefs_, self.coefs_, self.intercepts_, embedding
+        )
 
     def _check_weights(self):
         """The live weights, after checking the shapes a user may have changed."""
@@ -252,6 +269,19 @@ class BaseLSTM(BaseEstimator, ABC):
     def _make_backend(self):
         """Where this estimator's computations run (see ``_backend``)."""
         return make_backend(self.n_jobs)
+
+    def _validate_X(self, X, reset):
+        """X as :class:`Sequences`: token ids for a network with an embedding
+        (``embedding_dim`` in a first fit, the fitted network after), else float
+        sequences."""
+        if reset:
+            reads_ids = self.embedding_dim is not None
+        else:
+            reads_ids = self._network.embedding is not None
+        if not reads_ids:
+            return validate_sequences(self, X, reset=reset)
+        n_tokens = None if reset else self._network.embedding.n_tokens
+        return validate_token_ids(self, X, reset=reset, n_tokens=n_tokens)
 
     # --------------------------------------------------------------- prediction
     def _forward_raw(self, X, workspace=None, backend=None):
@@ -278,7 +308,7 @@ class BaseLSTM(BaseEstimator, ABC):
         the predictions come back in the form of X (see ``restore_steps``).
         """
         check_is_fitted(self)
-        sequences = validate_sequences(self, X, reset=False)
+        sequences = self._validate_X(X, reset=False)
         raw = self._forward_raw(sequences)
         if not self._network.per_step:
             return transform(raw)
@@ -291,10 +321,10 @@ class BaseLSTM(BaseEstimator, ABC):
     def _score_steps(self, X, y, sample_weight):
         """``score`` of a model with one output per step: over all valid steps,
         each weighted by its sequence's ``sample_weight``."""
-        sequences = validate_sequences(self, X, reset=False)
+        sequences = self._validate_X(X, reset=False)
         rows = step_targets(y, sequences)
         if sample_weight is not None:
-            weights = self._check_sample_weight(sample_weight, sequences.values)
+            weights = self._check_sample_weight(sample_weight, sequences)
             n_steps = valid_steps(sequences).sum(axis=1)
             sample_weight = np.repeat(weights, n_steps)
         raw = self._forward_raw(sequences)
@@ -366,11 +396,11 @@ class BaseLSTM(BaseEstimator, ABC):
         if y.ndim == 1:
             y = y.reshape(-1, 1)
         self._check_scale(
-            y, sample_weight, X.values.dtype if first_pass else self.coefs_[0].dtype
+            y, sample_weight, X.dtype if first_pass else self.coefs_[0].dtype
         )
         if first_pass:
             self._random_state = check_random_state(self.random_state)
-            self._initialize(X.values.shape[2], y.shape[-1], X.values.dtype)
+            self._initialize(X, y.shape[-1], X.dtype)
         elif y.shape[-1] != self.n_outputs_:
             raise ValueError(
                 f"y has {y.shape[-1]} output(s) but the fitted model has "
@@ -395,6 +425,11 @@ class BaseLSTM(BaseEstimator, ABC):
             ("hidden_layer_sizes", tuple(layer_sizes), tuple(fitted.hidden_sizes)),
             ("bidirectional", bool(self.bidirectional), fitted.bidirectional),
             ("pooling", self.pooling, fitted.pooling),
+            (
+                "embedding_dim",
+                self.embedding_dim,
+                None if fitted.embedding is None else fitted.embedding.n_dims,
+            ),
         ]:
             if now != then:
                 raise ValueError(
@@ -405,8 +440,10 @@ class BaseLSTM(BaseEstimator, ABC):
 
     @staticmethod
     def _check_sample_weight(sample_weight, X):
+        """``sample_weight`` of the :class:`Sequences` ``X``, in the dtype of the
+        computation."""
         return _check_sample_weight(
-            sample_weight, X, dtype=X.dtype, ensure_non_negative=True
+            sample_weight, X.values, dtype=X.dtype, ensure_non_negative=True
         )
 
     def _optimizer_settings(self):
@@ -547,7 +584,7 @@ class BaseLSTM(BaseEstimator, ABC):
                     batch, y_batch, weights = _take(X, y, sample_weight, idx)
                     batch_weight = float(weights.sum())
                     if batch_weight > 0:
-                        masks = self._dropout_masks(len(idx), batch.values.dtype)
+                        masks = self._dropout_masks(len(idx), params[0].dtype)
                         loss, grads = self._loss_grad(
                             batch.values,
                             y_batch,

@@ -26,7 +26,6 @@ from ._validation import (
     FLOAT_DTYPES,
     spread_steps,
     step_targets,
-    validate_sequences,
 )
 from ._warnings import warn_user
 
@@ -57,6 +56,21 @@ _SHARED_PARAMETERS = """hidden_layer_sizes : int or sequence of int, default=(10
           (sequence labelling). ``y`` then holds one target per step, in the form
           of X (see ``fit``), and ``predict`` returns one prediction per step in
           that form.
+
+    embedding_dim : int or None, default=None
+        With an int, X holds one integer token id per time step (as
+        :class:`~sklearn_lstm.preprocessing.TextSequenceVectorizer` gives), and
+        a learned table ``embedding_`` of vectors of ``embedding_dim`` values, one
+        row per id, feeds the first LSTM layer (Keras' ``Embedding``, PyTorch's
+        ``nn.Embedding``). X is then a list of 1D integer arrays, each element a
+        step, or a 2D array (n_samples, n_timesteps) whose trailing zeros are
+        padding. Id 0 is padding, never a token: a 0 in a list's sequence, or
+        before the last nonzero id of an array's row, is an error, and every
+        sequence needs a nonzero id. Integral floats are read as ids. The table
+        has a row for each id up to the largest seen in the first fit; a larger
+        id later (in ``predict``, ``score`` or ``partial_fit``) is an error.
+        Sequences of any length can be predicted, and the computation runs in
+        float64. Dropout applies to the embedded vectors.
 
     solver : {"adam", "rmsprop", "sgd"}, default="adam"
         The optimizer of the weights: Adam (Kingma & Ba, as in PyTorch), RMSProp
@@ -198,6 +212,13 @@ _SHARED_ATTRIBUTES = """loss_ : float
     t_ : int
         Number of training samples seen by the optimizer.
 
+    embedding_ : ndarray of shape (n_tokens, embedding_dim)
+        Only with ``embedding_dim``: the vector of each token id, ``n_tokens``
+        being the largest id seen in the first fit plus one (at least 2). Row 0
+        is padding's, which training never moves. Initialised uniform in
+        [-0.05, 0.05] (Keras' default), not penalised by ``alpha``; a live
+        parameter like ``lstm_coefs_``.
+
     lstm_coefs_ : list of dict
         The weights of each LSTM layer, with ``H`` its number of hidden units:
         ``"kernel"`` of shape (n_inputs_of_layer, 4 * H), ``"recurrent_kernel"`` of
@@ -227,7 +248,8 @@ _SHARED_ATTRIBUTES = """loss_ : float
 
     n_features_in_ : int
         Features per time step for 3D input; number of columns (time steps) for 2D
-        input, as in every scikit-learn estimator.
+        input, as in every scikit-learn estimator; 1 (one id per step) with
+        ``embedding_dim``, whatever the number of columns.
 
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Column names, when fitted on a 2D DataFrame with string column names."""
@@ -256,9 +278,11 @@ _NOTES = """The network reads each sequence step by step::
     is an error (the ``allow_nan`` tag is False: NaN marks padding, not missing
     values). Fitted on 3D input or a list, the model predicts sequences of any
     length; fitted on 2D input, it follows scikit-learn's convention that the
-    number of columns is fixed.
+    number of columns is fixed. With ``embedding_dim``, X holds token ids
+    instead (see ``embedding_dim``).
 
-    Computations run in float32 when X is float32 and in float64 otherwise.
+    Computations run in float32 when X is float32 and in float64 otherwise (and
+    with ``embedding_dim``).
     Kernels are initialised Glorot-uniform, recurrent kernels orthogonal, biases to
     zero except the forget gate's, set to 1.
 
@@ -324,6 +348,7 @@ class LSTMRegressor(RegressorMixin, BaseLSTM):
         *,
         bidirectional=False,
         pooling="last",
+        embedding_dim=None,
         solver="adam",
         alpha=0.0001,
         batch_size="auto",
@@ -354,6 +379,7 @@ class LSTMRegressor(RegressorMixin, BaseLSTM):
             hidden_layer_sizes=hidden_layer_sizes,
             bidirectional=bidirectional,
             pooling=pooling,
+            embedding_dim=embedding_dim,
             solver=solver,
             alpha=alpha,
             batch_size=batch_size,
@@ -495,7 +521,7 @@ class LSTMRegressor(RegressorMixin, BaseLSTM):
         return super().score(X, y, sample_weight)
 
     def _validate_input(self, X, y, sample_weight, incremental, reset):
-        X = validate_sequences(self, X, reset=reset)
+        X = self._validate_X(X, reset=reset)
         y = _check_y_present(self, y)
         per_step = self.pooling == "none"
         if per_step:
@@ -507,7 +533,7 @@ class LSTMRegressor(RegressorMixin, BaseLSTM):
             y = _single_column(y, per_step)
         if y.ndim > 2:
             raise ValueError(f"y must be 1D or 2D, got an array of shape {y.shape}.")
-        sample_weight = self._check_sample_weight(sample_weight, X.values)
+        sample_weight = self._check_sample_weight(sample_weight, X)
         self.out_activation_ = "identity"
         if per_step:
             return X, *spread_steps(y, X, sample_weight)
@@ -590,6 +616,7 @@ class LSTMClassifier(ClassifierMixin, BaseLSTM):
         *,
         bidirectional=False,
         pooling="last",
+        embedding_dim=None,
         solver="adam",
         alpha=0.0001,
         batch_size="auto",
@@ -621,6 +648,7 @@ class LSTMClassifier(ClassifierMixin, BaseLSTM):
             hidden_layer_sizes=hidden_layer_sizes,
             bidirectional=bidirectional,
             pooling=pooling,
+            embedding_dim=embedding_dim,
             solver=solver,
             alpha=alpha,
             batch_size=batch_size,
@@ -715,7 +743,7 @@ class LSTMClassifier(ClassifierMixin, BaseLSTM):
         return self._fit(X, y, sample_weight, incremental=True)
 
     def _validate_input(self, X, y, sample_weight, incremental, reset):
-        X = validate_sequences(self, X, reset=reset)
+        X = self._validate_X(X, reset=reset)
         y = _check_y_present(self, y)
         per_step = self.pooling == "none"
         if per_step:
@@ -762,7 +790,7 @@ class LSTMClassifier(ClassifierMixin, BaseLSTM):
         self.out_activation_ = (
             "softmax" if binarizer.y_type_ == "multiclass" else "logistic"
         )
-        sample_weight = self._check_sample_weight(sample_weight, X.values)
+        sample_weight = self._check_sample_weight(sample_weight, X)
         class_weights = None
         if self.class_weight is not None:
             if incremental and self.class_weight == "balanced":
@@ -772,7 +800,7 @@ class LSTMClassifier(ClassifierMixin, BaseLSTM):
                     "computed by sklearn.utils.class_weight.compute_class_weight."
                 )
             class_weights = compute_sample_weight(self.class_weight, y)
-        y = binarizer.transform(y).astype(X.values.dtype, copy=False)
+        y = binarizer.transform(y).astype(X.dtype, copy=False)
         if per_step:  # class weights weigh steps, sample weights sequences
             return X, *spread_steps(y, X, sample_weight, class_weights)
         if class_weights is not None:

@@ -17,9 +17,13 @@ __all__ = ["Sequences", "share_loss_grad", "share_outputs"]
 
 
 class Sequences(NamedTuple):
-    """Validated sequences: zero-padded values and the valid length of each."""
+    """Validated sequences: zero-padded values and the valid length of each.
 
-    values: np.ndarray  # (n_samples, n_timesteps, n_features), padding = 0
+    The values are floats, or for a network with an embedding integer token ids,
+    one per step (see ``_validation.validate_token_ids``).
+    """
+
+    values: np.ndarray  # (n_samples, n_timesteps, n_features) or ids (n, T); pad 0
     lengths: np.ndarray | None  # (n_samples,), None when all are n_timesteps
 
     def __len__(self):
@@ -34,7 +38,17 @@ class Sequences(NamedTuple):
         values = self.values[indices, :longest]
         return Sequences(values, None if (lengths == longest).all() else lengths)
 
+    @property
+    def dtype(self):
+        """The dtype of the computation: the values' own, float64 for token ids."""
+        if self.values.dtype.kind == "f":
+            return self.values.dtype
+        return np.dtype(np.float64)
+
     def astype(self, dtype):
+        """Float values cast to ``dtype``; token ids stay integers."""
+        if self.values.dtype.kind != "f":
+            return self
         return Sequences(self.values.astype(dtype, copy=False), self.lengths)
 
 

@@ -17,6 +17,10 @@ feature are padding, and NaN anywhere else is an error. NaN marks padding only, 
 missing values, which is why the estimators' ``allow_nan`` tag is False. A model
 fitted on 2D input predicts on 2D input; 3D arrays and lists of sequences can be
 mixed.
+
+An estimator with ``embedding_dim`` reads token ids instead, one integer per step
+(:func:`validate_token_ids`): a 2D array padded with trailing zeros, or a list of
+1D arrays.
 """
 
 import numpy as np
@@ -137,6 +141,131 @@ def check_form(estimator, X, ndim, n_features, reset, check_names=True):
             f"X has {n_features} features{per_step}, but {name} is expecting "
             f"{estimator.n_features_in_} features as input."
         )
+
+
+# ------------------------------------------------------------------ token ids
+def validate_token_ids(estimator, X, *, reset, n_tokens=None):
+    """Validate X as token ids, one per time step, for a network with an
+    embedding, and return it as :class:`Sequences` of int64 ids.
+
+    X is a 2D array-like (n_samples, n_timesteps) whose trailing zeros are
+    padding (a sequence runs up to its last nonzero id), or a list of 1D
+    array-likes whose every element is a step. Id 0 is padding and never a
+    token: a sequence without a nonzero id, or a 0 before a sequence's last
+    step, is an error. Integral floats are read as ids; booleans, other floats
+    and negative ids are errors.
+
+    Parameters
+    ----------
+    estimator : estimator instance
+        Gets ``n_features_in_ = 1`` (one id per step) when ``reset`` is true.
+    X : array-like of shape (n_samples, n_timesteps), or list of array-like
+    reset : bool
+        True in ``fit`` and the first ``partial_fit``.
+    n_tokens : int or None
+        The rows of the fitted embedding: an id from ``n_tokens`` on is an error.
+
+    Returns
+    -------
+    sequences : Sequences
+        ``values`` of shape (n_samples, n_timesteps), int64, 0 at padding steps,
+        and ``lengths`` (n_samples,) or None when every sequence has n_timesteps.
+    """
+    if is_ragged(X):
+        rows = [np.asarray(seq) for seq in X]
+        for i, row in enumerate(rows):
+            if row.ndim != 1:
+                raise ValueError(
+                    f"X[{i}] has shape {row.shape}; with embedding_dim, each sequence "
+                    "is a 1D array of token ids, one per time step."
+                )
+        lengths = np.array([len(row) for row in rows], dtype=np.intp)
+        values = np.zeros((len(rows), int(lengths.max(initial=0))), dtype=np.int64)
+        for i, row in enumerate(rows):
+            values[i, : len(row)] = _as_ids(row[np.newaxis], first_sample=i)
+    else:
+        values = np.asarray(X)
+        if values.ndim != 2:
+            raise ValueError(
+                "With embedding_dim, X holds one token id per time step: a 2D array "
+                "(n_samples, n_timesteps) padded with trailing zeros, or a list of 1D "
+                f"arrays; got an array of shape {values.shape}."
+            )
+        values = _as_ids(values)
+        if len(values) == 0:
+            raise ValueError("X holds no sequence; at least 1 is required.")
+        n_steps = values.shape[1]
+        tokens = np.pad(values != 0, ((0, 0), (1, 0)), constant_values=True)
+        # Each sequence runs up to its last nonzero id (0 steps if it has none).
+        lengths = n_steps - np.argmax(tokens[:, ::-1], axis=1)
+    empty = np.flatnonzero(lengths == 0)
+    if len(empty):
+        raise ValueError(
+            f"Sequence {empty[0]} of X has no token: every sequence needs at least "
+            "one step, a nonzero id (0 is padding)."
+        )
+    valid = np.arange(values.shape[1]) < lengths[:, np.newaxis]
+    inner_zeros = np.argwhere(valid & (values == 0))
+    if len(inner_zeros):
+        i, t = inner_zeros[0]
+        raise ValueError(
+            f"X holds id 0 at sample {i}, step {t}, within the sequence: 0 is "
+            "padding, never a token, and may only follow a sequence's last step "
+            "in a padded array."
+        )
+    if n_tokens is not None:
+        outside = np.argwhere(values >= n_tokens)
+        if len(outside):
+            i, t = outside[0]
+            raise ValueError(
+                f"id {values[i, t]} at sample {i}, step {t} is outside the "
+                f"embedding's {n_tokens} rows seen in fit (ids 0 to {n_tokens - 1})."
+            )
+    if reset:
+        estimator.n_features_in_ = 1
+        estimator._input_ndim = None
+        if hasattr(estimator, "feature_names_in_"):
+            del estimator.feature_names_in_
+    if (lengths == values.shape[1]).all():
+        lengths = None
+    return Sequences(values, lengths)
+
+
+def _as_ids(values, first_sample=0):
+    """The 2D array ``values`` as int64 ids, or an error naming the sample
+    (counted from ``first_sample``) and the step of the first bad entry."""
+    kind = values.dtype.kind
+    if kind == "b":
+        raise TypeError(
+            "X holds booleans; with embedding_dim, X holds integer token ids."
+        )
+    if kind not in "iuf":
+        try:
+            values = values.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(
+                f"X holds {values.dtype} values; with embedding_dim, X holds integer "
+                "token ids."
+            ) from exc
+        kind = "f"
+    if kind == "f":
+        bad = np.argwhere(~np.isfinite(values) | (values != np.round(values)))
+        if len(bad):
+            i, t = bad[0]
+            raise ValueError(
+                f"X holds {values[i, t]} at sample {i + first_sample}, step {t}: "
+                "with embedding_dim, X holds integer token ids."
+            )
+    negative = np.argwhere(values < 0)
+    if len(negative):
+        i, t = negative[0]
+        raise ValueError(
+            f"X holds the negative id {values[i, t]} at sample {i + first_sample}, "
+            f"step {t}: token ids are 0 (padding) or more."
+        )
+    if values.size and values.max() > np.iinfo(np.int64).max:
+        raise ValueError("X holds token ids beyond the range of int64.")
+    return values.astype(np.int64, copy=False)
 
 
 # ------------------------------------------------------ one target per time step
