@@ -27,7 +27,7 @@ import numpy as np
 from sklearn.utils.validation import check_array, validate_data
 
 from ._objective import Sequences
-from ._sequences import is_ragged, pad_sequences
+from ._sequences import _valid_mask, is_ragged, pad_sequences
 
 FLOAT_DTYPES = (np.float64, np.float32)
 
@@ -272,10 +272,7 @@ def _as_ids(values, first_sample=0):
 def valid_steps(X):
     """(n_samples, n_timesteps) booleans of the :class:`Sequences` ``X``: whether
     each step is within its sequence."""
-    n_samples, n_steps = X.values.shape[:2]
-    if X.lengths is None:
-        return np.ones((n_samples, n_steps), dtype=bool)
-    return np.arange(n_steps) < X.lengths[:, np.newaxis]
+    return _valid_mask(_sequence_lengths(X), X.values.shape[1])
 
 
 def _sequence_lengths(X):

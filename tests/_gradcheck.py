@@ -91,3 +91,21 @@ def objective(G, out, valid):
     if out.ndim == 3:
         return float(np.sum(G[valid] * out[valid]))
     return float(np.sum(G * out))
+
+
+def torch_head(torch, outputs, h_n, lengths, pooling, linear, bidirectional):
+    """The reference of our pooling and output layer in PyTorch: ``linear`` on
+    the last state (``h_n``; both directions' for a bidirectional top layer), on
+    the mean or max of ``outputs`` (B, T, D) over each sequence's ``lengths``
+    valid steps, or on every step."""
+    T = outputs.shape[1]
+    valid = (torch.arange(T)[None, :] < lengths[:, None])[..., None]  # (B, T, 1)
+    if pooling == "last":
+        pooled = torch.cat([h_n[-2], h_n[-1]], dim=1) if bidirectional else h_n[-1]
+    elif pooling == "mean":
+        pooled = torch.where(valid, outputs, 0.0).sum(dim=1) / lengths[:, None]
+    elif pooling == "max":
+        pooled = outputs.masked_fill(~valid, -torch.inf).amax(dim=1)
+    else:
+        return linear(outputs)
+    return linear(pooled)

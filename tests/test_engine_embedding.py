@@ -17,7 +17,13 @@ gradients agree to 1e-8 relative (rounding leaves ~1e-13; a wrong term is off by
 
 import numpy as np
 import pytest
-from _gradcheck import assert_close, assert_grad_close, numerical_grad, objective
+from _gradcheck import (
+    assert_close,
+    assert_grad_close,
+    numerical_grad,
+    objective,
+    torch_head,
+)
 from numpy.testing import assert_allclose, assert_array_equal
 
 from sklearn_lstm._engine import backward, forward
@@ -305,16 +311,9 @@ class TorchEmbeddingNet:
         for lstm in self.lstms:
             seq, (h_n, _) = lstm(seq)
         outputs, _ = pad_packed_sequence(seq, batch_first=True, total_length=T)
-        valid = (torch.arange(T)[None, :] < lengths[:, None])[..., None]  # (B, T, 1)
-        if pooling == "last":
-            pooled = torch.cat([h_n[-2], h_n[-1]], 1) if self.bidirectional else h_n[-1]
-        elif pooling == "mean":
-            pooled = torch.where(valid, outputs, 0.0).sum(dim=1) / lengths[:, None]
-        elif pooling == "max":
-            pooled = outputs.masked_fill(~valid, -torch.inf).amax(dim=1)
-        else:
-            return self.linear(outputs)
-        return self.linear(pooled)
+        return torch_head(
+            torch, outputs, h_n, lengths, pooling, self.linear, self.bidirectional
+        )
 
     def grads(self, loss):
         """torch's gradients of ``loss`` in our flat order and layout."""

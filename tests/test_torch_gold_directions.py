@@ -22,7 +22,7 @@ with ``-learning_rate * gradient`` to 1e-6, as in ``test_torch_gold.py``.
 
 import numpy as np
 import pytest
-from _gradcheck import assert_close
+from _gradcheck import assert_close, torch_head
 
 from sklearn_lstm import LSTMClassifier, LSTMRegressor
 from sklearn_lstm._engine import backward, forward
@@ -113,16 +113,7 @@ class TorchBiNet:
         for lstm in self.lstms:
             seq, (h_n, _) = lstm(seq)
         outputs, _ = pad_packed_sequence(seq, batch_first=True, total_length=T_)
-        valid = (torch.arange(T_)[None, :] < lengths[:, None])[..., None]  # (B, T, 1)
-        if pooling == "last":
-            pooled = torch.cat([h_n[-2], h_n[-1]], dim=1)
-        elif pooling == "mean":
-            pooled = torch.where(valid, outputs, 0.0).sum(dim=1) / lengths[:, None]
-        elif pooling == "max":
-            pooled = outputs.masked_fill(~valid, -torch.inf).amax(dim=1)
-        else:
-            return self.linear(outputs)
-        return self.linear(pooled)
+        return torch_head(torch, outputs, h_n, lengths, pooling, self.linear, True)
 
     def grads(self, loss):
         """torch's gradients of ``loss`` in our flat order and layout."""
