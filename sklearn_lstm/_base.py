@@ -36,6 +36,7 @@ from ._optimizers import (
     SGDOptimizer,
     clip_grad_norm,
 )
+from ._stream import SequenceStream
 from ._validation import (
     restore_steps,
     step_targets,
@@ -329,6 +330,114 @@ class BaseLSTM(BaseEstimator, ABC):
             sample_weight = np.repeat(weights, n_steps)
         raw = self._forward_raw(sequences)
         return self._score_rows(raw, sequences, rows, sample_weight)
+
+    # ------------------------------------------------------ streams, generation
+    def stream(self, n_streams=1):
+        """A stream of this model's predictions, step by step.
+
+        The stream holds the network's state for ``n_streams`` sequences and
+        reads their next steps at each call of its ``predict`` (and, for a
+        classifier, ``predict_proba``), carrying the state from one call to the
+        next: one new step costs one step of the network, not a re-run of the
+        history. Fed in chunks of any sizes, a sequence gets the predictions that
+        ``predict`` gives for each of its prefixes (with ``pooling="none"``, the
+        per-step predictions of the whole sequence).
+
+        Parameters
+        ----------
+        n_streams : int, default=1
+            Number of sequences read side by side.
+
+        Returns
+        -------
+        stream : SequenceStream
+            A copy of the weights as they are now, with every stream at its first
+            step; picklable.
+
+        Raises
+        ------
+        ValueError
+            For a bidirectional model, whose backward direction needs each
+            sequence's future.
+        """
+        check_is_fitted(self)
+        return SequenceStream(self, n_streams)
+
+    def generate(self, X_prefix, n_steps, *, temperature=1.0, random_state=None):
+        """Continue sequences, each new step's input being the model's output
+        after the step before.
+
+        A regressor whose outputs are its input features (trained to predict
+        the next step) feeds each prediction back: recursive multi-step
+        forecasting past the end of a series. A classifier with an embedding
+        whose classes are token ids (trained on next-token targets) draws each
+        next token from ``predict_proba``, sharpened or flattened by
+        ``temperature``. The state is carried from step to step: each new step
+        costs one step of the network.
+
+        Parameters
+        ----------
+        X_prefix : array-like or list of array-like
+            The sequences to continue, in the form ``predict`` takes (of
+            different lengths in a list or padded): each continues after its own
+            last step.
+
+        n_steps : int
+            Number of steps to generate after each sequence.
+
+        temperature : float, default=1.0
+            Classifier only: each next token is drawn with probabilities
+            proportional to ``predict_proba ** (1 / temperature)``; 0 takes the
+            most probable token (``predict``), values below 1 sharpen, above 1
+            flatten. A regressor's next step is its prediction.
+
+        random_state : int, RandomState instance or None, default=None
+            Classifier only: the draws. Step ``s`` draws one uniform number
+            ``u`` per sequence, in order, from ``check_random_state(random_state)``
+            and takes the first class whose cumulative probability exceeds ``u``.
+
+        Returns
+        -------
+        X_new : ndarray
+            The generated steps: token ids (n_sequences, n_steps) for a
+            classifier; for a regressor (n_sequences, n_steps, n_features), or
+            (n_sequences, n_steps) for a model fitted on 2D (univariate) X.
+        """
+        check_is_fitted(self)
+        if (
+            isinstance(n_steps, bool)
+            or not isinstance(n_steps, Integral)
+            or n_steps < 1
+        ):
+            raise ValueError(f"n_steps must be an int of at least 1, got {n_steps!r}.")
+        if (
+            isinstance(temperature, bool)
+            or not isinstance(temperature, Real)
+            or not 0 <= temperature < np.inf
+        ):
+            raise ValueError(
+                f"temperature must be a finite number of at least 0, got "
+                f"{temperature!r}."
+            )
+        self._check_generative()
+        rng = check_random_state(random_state)
+        sequences = self._validate_X(X_prefix, reset=False)
+        stream = SequenceStream(self, len(sequences.values))
+        steps = stream.generate(
+            sequences, int(n_steps), self._next_input(float(temperature), rng)
+        )
+        if self._network.embedding is None and self._input_ndim == 2:
+            return steps[:, :, 0]  # univariate sequences in 2D form
+        return steps
+
+    @abstractmethod
+    def _check_generative(self):
+        """Raise a ValueError if this model's outputs cannot be its inputs."""
+
+    @abstractmethod
+    def _next_input(self, temperature, rng):
+        """The function of raw outputs (n, n_outputs) that gives each sequence's
+        next input step, for :meth:`generate`."""
 
     # ----------------------------------------------------------------- training
     def _dropout_masks(self, batch_size, dtype):

@@ -492,6 +492,27 @@ class LSTMRegressor(RegressorMixin, BaseLSTM):
     def _values(self, raw):
         return raw.ravel() if self.n_outputs_ == 1 else raw
 
+    def _check_generative(self):
+        network = self._network
+        if network.embedding is not None:
+            raise ValueError(
+                "generate feeds each prediction back as the next step's input, but "
+                "this model reads token ids (embedding_dim) and predicts numbers. "
+                "Use an LSTMClassifier whose classes are the token ids."
+            )
+        n_inputs = network.lstm[0].n_inputs
+        if self.n_outputs_ != n_inputs:
+            raise ValueError(
+                f"generate feeds each prediction back as the next step's input, but "
+                f"this model predicts {self.n_outputs_} value(s) and reads "
+                f"{n_inputs} feature(s) per step. Train it to predict the next step "
+                "(y of shape (n_samples, n_features), or per step with "
+                'pooling="none").'
+            )
+
+    def _next_input(self, temperature, rng):
+        return lambda raw: raw  # the identity output activation
+
     def score(self, X, y, sample_weight=None):
         """Coefficient of determination R^2 of the predictions.
 
@@ -865,6 +886,49 @@ class LSTMClassifier(ClassifierMixin, BaseLSTM):
 
     def _labels(self, raw):
         return self._decode(self._proba(raw))
+
+    def _check_generative(self):
+        network = self._network
+        reason = None
+        if network.embedding is None:
+            reason = (
+                "this model reads numbers, not token ids: fit it with embedding_dim "
+                "on token ids"
+            )
+        elif self._label_binarizer.y_type_ == "multilabel-indicator":
+            reason = "a multilabel model predicts several labels per step"
+        elif self.classes_.dtype.kind not in "iu":
+            reason = f"its classes are not integer ids (dtype {self.classes_.dtype})"
+        else:
+            n_tokens = network.embedding.n_tokens
+            bad = self.classes_[(self.classes_ < 1) | (self.classes_ >= n_tokens)]
+            if len(bad):
+                reason = (
+                    f"class {bad[0]} is not a token of the embedding (ids 1 to "
+                    f"{n_tokens - 1}; 0 is padding)"
+                )
+        if reason is not None:
+            raise ValueError(
+                "generate feeds each predicted class back as the next step's token "
+                f"id, but {reason}. Train on next-token targets: y holds the token "
+                'that follows each step (pooling="none") or each sequence.'
+            )
+
+    def _next_input(self, temperature, rng):
+        classes = self.classes_
+        if temperature == 0:
+            return self._labels
+
+        def draw(raw):
+            log_proba = self._log_probabilities(raw)
+            weights = np.exp((log_proba - log_proba.max(axis=1, keepdims=True))
+                             / temperature)
+            cumulative = np.cumsum(weights, axis=1)
+            u = rng.random_sample(len(raw)) * cumulative[:, -1]
+            chosen = (cumulative <= u[:, np.newaxis]).sum(axis=1)
+            return classes[np.minimum(chosen, len(classes) - 1)]
+
+        return draw
 
     def predict_proba(self, X):
         """Probability estimates.
