@@ -48,6 +48,23 @@ from ._warnings import warn_user
 
 _OPTIMIZERS = {"adam": AdamOptimizer, "rmsprop": RMSPropOptimizer, "sgd": SGDOptimizer}
 
+#: Predictions of at most this many sample-steps reuse a workspace kept by the
+#: thread (a few MB at most): for one short sequence, building the workspace's
+#: arrays and views costs as much as the computation.
+_SMALL_PREDICTION = 1024
+_thread_state = threading.local()
+
+
+def _small_workspace(shape):
+    """The calling thread's workspace for a small prediction of ``shape``
+    (n_samples, n_timesteps); a fresh one for a larger prediction."""
+    if math.prod(shape) > _SMALL_PREDICTION:
+        return Workspace()
+    workspace = getattr(_thread_state, "workspace", None)
+    if workspace is None:
+        workspace = _thread_state.workspace = Workspace()
+    return workspace
+
 
 def _squared_norm(arrays):
     """Sum of squares of all entries: non-finite if any entry is."""
@@ -293,7 +310,8 @@ class BaseLSTM(BaseEstimator, ABC):
         """
         params = self._check_weights()
         X = X.astype(params[0].dtype)
-        workspace = Workspace() if workspace is None else workspace
+        if workspace is None:
+            workspace = _small_workspace(X.values.shape[:2])
         if backend is not None:
             return backend.outputs(self._network, params, X, workspace)
         backend = self._make_backend()
