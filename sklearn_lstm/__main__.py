@@ -9,8 +9,17 @@ better than predicting the mean.
 Then long sequences: 250 steps of noise holding one motif, a bump or a wave, whose
 shape is the class. Read at its last step, the LSTM has mostly forgotten the motif;
 read in both directions and max-pooled over the steps, it finds it.
+
+Then generation and streams: forecasting 10 steps past the end of a series by
+feeding a one-step model's predictions back (``generate``) against one model
+forecasting the 10 steps at once; text written character by character by a model
+trained on the Zen of Python, at two temperatures; and a series scored one
+reading at a time by a stream.
 """
 
+import codecs
+import importlib.util
+import re
 import time
 import warnings
 
@@ -20,8 +29,9 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV
 from sklearn.neural_network import MLPRegressor
 
-from . import LSTMClassifier, LSTMRegressor
-from .datasets import make_adding_problem
+from . import LSTMClassifier, LSTMRegressor, TextSequenceVectorizer
+from .datasets import make_adding_problem, make_forecasting_series
+from .preprocessing import make_windows
 
 N_TIMESTEPS = 50
 MOTIF_TIMESTEPS = 250
@@ -83,6 +93,9 @@ def main():
     ]
     _print_table(rows, "test R^2")
     _long_sequences()
+    _forecasting()
+    _text_generation()
+    _streaming()
 
 
 def _print_table(rows, metric):
@@ -129,6 +142,99 @@ def _long_sequences():
             clf, seconds = _timed_fit(clf, X, y)
         rows.append((name, clf.score(X_test, y_test), seconds))
     _print_table(rows, "test accuracy")
+
+
+
+def _forecasting():
+    series = make_forecasting_series(1200, system="mackey_glass", random_state=0)
+    horizon, n_train = 10, 900
+    X, y = make_windows(series, window=30)
+    X_h, y_h = make_windows(series, window=30, horizon=horizon)
+    print(
+        f"\nForecasting {horizon} steps past the end of a window of 30 (Mackey-Glass, "
+        f"{n_train} training windows): a one-step model fed its own predictions "
+        f"(generate) against one model of the {horizon} steps (make_windows(horizon="
+        f"{horizon})). Test RMSE at each step ahead (series std "
+        f"{y_h[n_train:].std():.3f}):"
+    )
+    settings = dict(learning_rate_init=0.01, batch_size=32, max_iter=40, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        one_step = LSTMRegressor(16, **settings).fit(X[:n_train], y[:n_train])
+        direct = LSTMRegressor(16, **settings).fit(X_h[:n_train], y_h[:n_train])
+    X_test, y_test = X_h[n_train:], y_h[n_train:]
+    forecasts = {
+        "generate (one-step model)": one_step.generate(X_test, horizon)[:, :, 0],
+        f"direct (horizon={horizon})": direct.predict(X_test),
+    }
+    print(f"| {'model':<26} | " + " | ".join(f"{h + 1:>5}" for h in range(horizon)))
+    print(f"|{'-' * 28}|" + "|".join("-" * 7 for _ in range(horizon)))
+    for name, forecast in forecasts.items():
+        rmse = np.sqrt(((forecast - y_test) ** 2).mean(axis=0))
+        print(f"| {name:<26} | " + " | ".join(f"{e:.3f}" for e in rmse))
+
+
+def zen_of_python():
+    """The Zen of Python, read from the standard library's ``this`` module
+    (without importing it, which would print it)."""
+    source = open(importlib.util.find_spec("this").origin).read()
+    encoded = re.search(r's = """(.*?)"""', source, re.S).group(1)
+    return codecs.decode(encoded, "rot13")
+
+
+def _text_generation():
+    text = zen_of_python()
+    vectorizer = TextSequenceVectorizer(analyzer="char", lowercase=False).fit([text])
+    ids = vectorizer.transform([text])[0]
+    starts = range(0, len(ids) - 41, 3)
+    X = np.stack([ids[i : i + 40] for i in starts])
+    y = np.stack([ids[i + 1 : i + 41] for i in starts])  # the next character
+    clf = LSTMClassifier(
+        48, embedding_dim=8, pooling="none", learning_rate_init=0.02, batch_size=32,
+        max_iter=25, random_state=0,
+    )
+    print(
+        f"\nText generation: {len(X)} windows of 40 characters of the Zen of Python, "
+        "each step labelled with the next character."
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf, seconds = _timed_fit(clf, X, y)
+    vocabulary = vectorizer.get_vocabulary()
+    prefix = "Beautiful is better"
+    print(f"Fitted in {seconds:.1f} s. Continuing {prefix!r}:")
+    for temperature in [0.5, 1.5]:
+        new = clf.generate(
+            vectorizer.transform([prefix]), 100, temperature=temperature,
+            random_state=0,
+        )
+        sample = "".join(vocabulary[i] for i in new[0])
+        print(f"  temperature={temperature}: {sample!r}")
+
+
+def _streaming():
+    rng = np.random.RandomState(0)
+    t = np.arange(3000)
+    # A sensor: a daily-like cycle, noise, and a slow drift.
+    reading = np.sin(2 * np.pi * t / 50) + 0.2 * rng.normal(size=t.size) + t / 3000
+    X, y = make_windows(reading[:2000], window=30)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = LSTMRegressor(32, pooling="none", max_iter=10, random_state=0)
+        model.fit(X, np.c_[X[:, 1:, 0], y])  # the next reading, at every step
+    live = reading[2000:, np.newaxis]  # (1000, 1): one reading at a time
+    stream = model.stream()
+    start = time.perf_counter()
+    forecasts = np.array([stream.predict(live[i : i + 1])[0] for i in range(len(live))])
+    per_step = (time.perf_counter() - start) / len(live) * 1e6
+    whole = model.predict(live[np.newaxis])[0]  # the same, all at once
+    rmse = np.sqrt(((forecasts[:-1] - live[1:, 0]) ** 2).mean())
+    print(
+        f"\nStreaming: {len(live)} sensor readings, each scored as it arrives "
+        f"(32 units, one step of one stream): {per_step:.0f} us per reading; "
+        f"next-reading RMSE {rmse:.3f}; largest difference from predict on the whole "
+        f"series {np.abs(forecasts - whole).max():.1e}."
+    )
 
 
 if __name__ == "__main__":
