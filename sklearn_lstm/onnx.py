@@ -26,13 +26,12 @@ not validate its input.
 **The graph's outputs** follow skl2onnx's own models. A regressor gives
 ``variable`` of shape ``(N, n_outputs)`` (``(N, 1)`` for one output, as
 skl2onnx's regressors), or ``(N, T, n_outputs)`` with ``pooling="none"``, NaN
-at padding steps. A classifier gives ``label`` ``(N,)`` (int64 for integer or
-boolean classes, strings for string classes) and ``probabilities`` ``(N,
+at padding steps. A classifier gives ``label`` ``(N,)`` (strings for string classes,
+else int64: float and boolean classes too, as in skl2onnx) and ``probabilities`` ``(N,
 n_classes)`` in the order of ``classes_``; by default skl2onnx turns them into
 ``output_label`` and ``output_probability`` (a ZipMap, a list of dicts), and
 ``options={"zipmap": False}`` keeps the two tensors. For a multilabel
-classifier, ``label`` is the int64 indicator matrix ``(N, n_labels)``, and
-zipmap must be False. A ``SequenceScaler`` gives ``variable``, X standardised,
+classifier, ``label`` is the int64 indicator matrix ``(N, n_labels)``. A ``SequenceScaler`` gives ``variable``, X standardised,
 NaN where X has NaN.
 
 The network computes in float32: onnxruntime's ``LSTM`` kernel runs float32
@@ -47,8 +46,6 @@ through its ``sequence_lens``.
 * :class:`LSTMClassifier` with ``pooling="none"``: its per-step labels are NaN
   (None for strings) at padding steps, which an int64 or string tensor cannot
   hold, and skl2onnx's classifier outputs have one row per sample;
-* a classifier whose classes are floats other than integers (skl2onnx's label
-  outputs are int64 or strings; integral floats come out as int64);
 * a float64 graph (see above);
 * :class:`~sklearn_lstm.preprocessing.TextSequenceVectorizer` (tokenising text
   is not part of the converters): export the model that reads its ids.
@@ -164,17 +161,14 @@ class _Graph:
 def _check_exportable(est):
     """Raise, saying why, if ``est`` has no ONNX form."""
     check_is_fitted(est)
-    if isinstance(est, LSTMClassifier):
-        if est.pooling == "none":
-            raise NotImplementedError(
-                "An LSTMClassifier with pooling='none' is not exportable to ONNX: "
-                "its per-step labels are NaN (None for strings) at padding steps, "
-                "which an int64 or string tensor cannot hold, and skl2onnx's "
-                "classifier outputs have one row per sample. Export an "
-                "LSTMRegressor, or a classifier with another pooling."
-            )
-        if not _multilabel(est):
-            _class_labels(est)
+    if isinstance(est, LSTMClassifier) and est.pooling == "none":
+        raise NotImplementedError(
+            "An LSTMClassifier with pooling='none' is not exportable to ONNX: "
+            "its per-step labels are NaN (None for strings) at padding steps, "
+            "which an int64 or string tensor cannot hold, and skl2onnx's "
+            "classifier outputs have one row per sample. Export an "
+            "LSTMRegressor, or a classifier with another pooling."
+        )
 
 
 def _multilabel(est):
@@ -182,24 +176,13 @@ def _multilabel(est):
 
 
 def _class_labels(est):
-    """``classes_`` as ONNX can output them: int64 or strings."""
+    """``classes_`` as skl2onnx's label outputs hold them: int64, or strings.
+    scikit-learn fits no other classes: floats are integral (others are a
+    continuous target), and types are never mixed."""
     classes = np.asarray(est.classes_)
-    if classes.dtype.kind in "iub":
+    if classes.dtype.kind in "iubf" or not any(isinstance(c, str) for c in classes):
         return classes.astype(np.int64)
-    if classes.dtype.kind == "f":
-        if np.all(classes == np.round(classes)):
-            return classes.astype(np.int64)
-        raise NotImplementedError(
-            f"The classes {classes.tolist()} are not exportable to ONNX: "
-            "skl2onnx's label outputs are int64 or strings. Fit on integer or "
-            "string labels."
-        )
-    if all(isinstance(c, str) for c in classes):
-        return classes.astype(object)
-    raise NotImplementedError(
-        f"The classes of dtype {classes.dtype} are not exportable to ONNX: "
-        "labels must be integers, booleans or strings."
-    )
+    return classes.astype(object)
 
 
 def _check_float_input(operator):
