@@ -74,13 +74,13 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
 from ._estimators import LSTMClassifier, LSTMRegressor
-from .preprocessing import SequenceScaler
+from .preprocessing import SequenceScaler, TextSequenceVectorizer
 
 __all__ = ["to_onnx", "register"]
 
 #: The oldest opset the converters write (ReduceSum's axes as an input, Softmax
 #: over one axis).
-MIN_OPSET = 13
+_MIN_OPSET = 13
 
 # Our gate blocks [i | f | g | o] in ONNX's order [i | o | f | c].
 _ONNX_GATES = (0, 3, 1, 2)
@@ -96,9 +96,9 @@ class _Graph:
         self.container = container
         self.dtype = np.dtype(dtype)
         self.opset = container.target_opset
-        if self.opset is not None and self.opset < MIN_OPSET:
+        if self.opset is not None and self.opset < _MIN_OPSET:
             raise RuntimeError(
-                f"sklearn_lstm.onnx writes opset {MIN_OPSET} or later; "
+                f"sklearn_lstm.onnx writes opset {_MIN_OPSET} or later; "
                 f"target_opset={self.opset} was asked for."
             )
 
@@ -169,6 +169,15 @@ def _check_exportable(est):
             "classifier outputs have one row per sample. Export an "
             "LSTMRegressor, or a classifier with another pooling."
         )
+
+
+def _refuse_text_vectorizer(operator=None):
+    raise NotImplementedError(
+        "TextSequenceVectorizer is not exportable to ONNX: its tokenisation "
+        "(regular expressions or a Python analyzer) and its output, one array of "
+        "ids per document, have no ONNX converter. Export the model that reads "
+        "its ids, and run the vectorizer in Python."
+    )
 
 
 def _multilabel(est):
@@ -398,20 +407,19 @@ def register():
     update_registered_converter(
         SequenceScaler, "SklearnLSTMSequenceScaler", _scaler_shape, _convert_scaler
     )
+    # Registered to refuse with a reason rather than skl2onnx's "unable to find
+    # a shape calculator".
+    update_registered_converter(
+        TextSequenceVectorizer, "SklearnLSTMTextSequenceVectorizer",
+        _refuse_text_vectorizer,
+        lambda scope, operator, container: _refuse_text_vectorizer(),
+    )
 
 
 register()
 
 
 # -------------------------------------------------------------- to_onnx
-def _reads_ids(model):
-    """Whether the first step of ``model`` reads token ids."""
-    while isinstance(model, Pipeline):
-        model = model.steps[0][1]
-    network = getattr(model, "_network", None)
-    return network is not None and network.embedding is not None
-
-
 def _first_step(model):
     while isinstance(model, Pipeline):
         model = model.steps[0][1]
@@ -431,9 +439,9 @@ def to_onnx(model, X_sample, *, name="X", target_opset=None, options=None, **kwa
         Fitted; a Pipeline may hold any model skl2onnx converts.
     X_sample : array-like of shape (n_samples, n_timesteps, n_features) or \
             (n_samples, n_timesteps)
-        A batch as ``predict`` takes it: its dtype and its trailing axes set the
-        input's type. Float becomes float32 (the network runs in float32);
-        integers become int64 token ids.
+        A batch as ``predict`` takes it; its last axis sets the number of
+        features. The input is float32 (the network runs in float32), or int64
+        token ids for a model with ``embedding_dim``.
     name : str, default="X"
         Name of the graph's input.
     target_opset : int or None, default=None
@@ -448,27 +456,23 @@ def to_onnx(model, X_sample, *, name="X", target_opset=None, options=None, **kwa
     -------
     onx : onnx.ModelProto
     """
-    X = np.asarray(X_sample)
-    if X.dtype == object:
-        raise ValueError(
-            "to_onnx needs X_sample as one array (NaN-padded), not a list of "
-            "sequences."
-        )
-    if X.ndim not in (2, 3):
-        raise ValueError(
-            f"X_sample must be 2D or 3D, as predict takes it; got shape {X.shape}."
-        )
     first = _first_step(model)
-    if _reads_ids(model) or X.dtype.kind in "iu":
-        tensor_type, shape = Int64TensorType, [None, None]
+    if isinstance(first, TextSequenceVectorizer):
+        _refuse_text_vectorizer()
+    X = np.asarray(X_sample)
+    if X.dtype == object or X.ndim not in (2, 3):
+        raise ValueError(
+            "X_sample must be one 2D or 3D array, as predict takes it (NaN-padded "
+            f"rather than a list of sequences); got {type(X_sample).__name__} "
+            f"of shape {X.shape}."
+        )
+    network = getattr(first, "_network", None)
+    if network is not None and network.embedding is not None:
+        tensor_type, shape = Int64TensorType, [None, None]  # token ids
     else:
         tensor_type = FloatTensorType
-        if X.ndim == 3:
-            shape = [None, None, X.shape[2]]
-        elif getattr(first, "_input_ndim", 3) == 2:
-            shape = [None, X.shape[1]]  # 2D input has fixed columns, as in fit
-        else:
-            shape = [None, None]
+        # 2D input has fixed columns (time steps), as in fit.
+        shape = [None, None, X.shape[2]] if X.ndim == 3 else [None, X.shape[1]]
     return _skl2onnx_to_onnx(
         model,
         initial_types=[(name, tensor_type(shape))],

@@ -27,7 +27,10 @@ import skl2onnx  # noqa: E402
 
 from sklearn_lstm import LSTMClassifier, LSTMRegressor  # noqa: E402
 from sklearn_lstm.onnx import to_onnx  # noqa: E402
-from sklearn_lstm.preprocessing import SequenceScaler  # noqa: E402
+from sklearn_lstm.preprocessing import (  # noqa: E402
+    SequenceScaler,
+    TextSequenceVectorizer,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore", category=ConvergenceWarning)
 
@@ -127,6 +130,17 @@ def test_univariate_2d_input():
     reg = small(LSTMRegressor, pooling="mean").fit(X, np.nansum(X, axis=1))
     out = run(to_onnx(reg, X[:1]), X)["variable"]
     assert_allclose(out[:, 0], reg.predict(X), rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("pooling", ["mean", "max"])
+def test_opset_13(pooling):
+    """Before opset 18, ReduceMax takes its axes as an attribute."""
+    X = padded_X(seed=19)
+    reg = small(LSTMRegressor, pooling=pooling).fit(X, np.arange(len(X), dtype=float))
+    onx = to_onnx(reg, X[:1], target_opset=13)
+    assert max(o.version for o in onx.opset_import if o.domain == "") == 13
+    assert_allclose(run(onx, X)["variable"][:, 0], reg.predict(X), rtol=RTOL,
+                    atol=ATOL)
 
 
 def test_float64_model_exports_its_float32_rounding():
@@ -256,6 +270,18 @@ def test_float64_graph_is_refused():
     reg = small(LSTMRegressor).fit(X, np.arange(len(X), dtype=float))
     with pytest.raises(NotImplementedError, match="float32"):
         skl2onnx.to_onnx(reg, X.astype(np.float64))
+
+
+def test_text_vectorizer_is_not_exportable():
+    docs = ["a fine day", "a bad day", "fine fine"]
+    vectorizer = TextSequenceVectorizer().fit(docs)
+    clf = small(LSTMClassifier, embedding_dim=2).fit(vectorizer.transform(docs),
+                                                     [0, 1, 0])
+    with pytest.raises(NotImplementedError, match="TextSequenceVectorizer"):
+        to_onnx(make_pipeline(vectorizer, clf), docs)
+    with pytest.raises(NotImplementedError, match="TextSequenceVectorizer"):
+        skl2onnx.to_onnx(vectorizer, initial_types=[
+            ("X", skl2onnx.common.data_types.StringTensorType([None]))])
 
 
 def test_import_error_names_the_extra(monkeypatch):
