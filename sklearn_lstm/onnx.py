@@ -31,8 +31,8 @@ else int64: float and boolean classes too, as in skl2onnx) and ``probabilities``
 n_classes)`` in the order of ``classes_``; by default skl2onnx turns them into
 ``output_label`` and ``output_probability`` (a ZipMap, a list of dicts), and
 ``options={"zipmap": False}`` keeps the two tensors. For a multilabel
-classifier, ``label`` is the int64 indicator matrix ``(N, n_labels)``. A ``SequenceScaler`` gives ``variable``, X standardised,
-NaN where X has NaN.
+classifier, ``label`` is the int64 indicator matrix ``(N, n_labels)``. A
+``SequenceScaler`` gives ``variable``, X standardised, NaN where X has NaN.
 
 The network computes in float32: onnxruntime's ``LSTM`` kernel runs float32
 only, so a float64 model's weights are rounded to float32, and a float64 input
@@ -66,8 +66,7 @@ try:
     )
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(
-        "sklearn_lstm.onnx needs skl2onnx and onnx: "
-        'pip install "sklearn-lstm[onnx]"'
+        'sklearn_lstm.onnx needs skl2onnx and onnx: pip install "sklearn-lstm[onnx]"'
     ) from exc
 
 from sklearn.pipeline import Pipeline
@@ -109,7 +108,9 @@ class _Graph:
         unique = self.scope.get_unique_variable_name(name)
         if value.dtype.kind in "UO":  # strings
             self.container.add_initializer(
-                unique, TensorProto.STRING, list(value.shape),
+                unique,
+                TensorProto.STRING,
+                list(value.shape),
                 [str(s).encode("utf-8") for s in value.ravel()],
             )
         else:
@@ -153,8 +154,8 @@ class _Graph:
         return self.op("Reshape", x, self.const(shape, "shape", dtype=np.int64))
 
     def cast(self, x, dtype):
-        return self.op("Cast", x, to=int(onnx.helper.np_dtype_to_tensor_dtype(
-            np.dtype(dtype))))
+        to = onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+        return self.op("Cast", x, to=int(to))
 
 
 # -------------------------------------------------------------- checks
@@ -237,8 +238,11 @@ def _lstm_classifier_shape(operator):
 def _scaler_shape(operator):
     check_is_fitted(operator.raw_operator)
     input_type = operator.inputs[0].type
-    out_type = DoubleTensorType if isinstance(input_type, DoubleTensorType) else (
-        FloatTensorType)
+    out_type = (
+        DoubleTensorType
+        if isinstance(input_type, DoubleTensorType)
+        else (FloatTensorType)
+    )
     operator.outputs[0].type = out_type(list(input_type.shape))
 
 
@@ -246,8 +250,11 @@ def _scaler_shape(operator):
 def _convert_scaler(scope, operator, container):
     scaler = operator.raw_operator
     x = operator.inputs[0].full_name
-    dtype = (np.float64 if isinstance(operator.inputs[0].type, DoubleTensorType)
-             else np.float32)
+    dtype = (
+        np.float64
+        if isinstance(operator.inputs[0].type, DoubleTensorType)
+        else np.float32
+    )
     g = _Graph(scope, container, dtype)
     if operator.inputs[0].type.__class__ not in (FloatTensorType, DoubleTensorType):
         x = g.cast(x, dtype)
@@ -291,13 +298,19 @@ def _network_outputs(g, est, x, input_type):
         valid = g.op("Greater", n_values, g.const(0, "zero", dtype=np.int64))
         inputs = g.op("Where", nan, g.const(0.0, "zero"), x)  # (N, T, F)
     # Each sequence runs up to its last valid step: lengths = max_t (t+1)*valid.
-    n_steps = g.op("Gather", g.op("Shape", valid), g.const(1, "one", dtype=np.int64),
-                   axis=0)
-    steps = g.op("Range", g.const(0, "zero", dtype=np.int64), n_steps,
-                 g.const(1, "one", dtype=np.int64))  # (T,)
+    n_steps = g.op(
+        "Gather", g.op("Shape", valid), g.const(1, "one", dtype=np.int64), axis=0
+    )
+    steps = g.op(
+        "Range",
+        g.const(0, "zero", dtype=np.int64),
+        n_steps,
+        g.const(1, "one", dtype=np.int64),
+    )  # (T,)
     one = g.const(1, "one", dtype=np.int64)
-    lengths = g.reduce("ReduceMax", g.op("Mul", g.cast(valid, np.int64),
-                                         g.op("Add", steps, one)), 1)  # (N,)
+    lengths = g.reduce(
+        "ReduceMax", g.op("Mul", g.cast(valid, np.int64), g.op("Add", steps, one)), 1
+    )  # (N,)
     mask = g.op("Less", steps, g.unsqueeze(lengths, 1))  # (N, T)
     seq_lens = g.cast(lengths, np.int32)
 
@@ -305,12 +318,20 @@ def _network_outputs(g, est, x, input_type):
     for k, layer in enumerate(est.lstm_coefs_):
         bidirectional = "kernel_reverse" in layer
         suffixes = ["", "_reverse"] if bidirectional else [""]
-        W, R, B = (np.stack(arrays) for arrays in
-                   zip(*(_lstm_weights(layer, s) for s in suffixes)))
+        W, R, B = (
+            np.stack(arrays)
+            for arrays in zip(*(_lstm_weights(layer, s) for s in suffixes))
+        )
         H = layer["recurrent_kernel"].shape[0]
         Y, Y_h = g.op(
-            "LSTM", h, g.const(W, f"W{k}"), g.const(R, f"R{k}"), g.const(B, f"B{k}"),
-            seq_lens, n_outputs=2, hidden_size=H,
+            "LSTM",
+            h,
+            g.const(W, f"W{k}"),
+            g.const(R, f"R{k}"),
+            g.const(B, f"B{k}"),
+            seq_lens,
+            n_outputs=2,
+            hidden_size=H,
             direction="bidirectional" if bidirectional else "forward",
         )  # Y (T, n_dirs, N, H), Y_h (n_dirs, N, H)
         h = g.reshape(g.op("Transpose", Y, perm=[0, 2, 1, 3]), [0, 0, -1])  # (T,N,D)
@@ -393,16 +414,23 @@ def register():
     """Register the converters with skl2onnx. Importing this module does it;
     calling again is harmless (e.g. after another library overwrote them)."""
     update_registered_converter(
-        LSTMRegressor, "SklearnLSTMRegressor", _lstm_regressor_shape,
+        LSTMRegressor,
+        "SklearnLSTMRegressor",
+        _lstm_regressor_shape,
         _convert_regressor,
     )
     update_registered_converter(
-        LSTMClassifier, "SklearnLSTMClassifier", _lstm_classifier_shape,
+        LSTMClassifier,
+        "SklearnLSTMClassifier",
+        _lstm_classifier_shape,
         _convert_classifier,
         # skl2onnx then parses it as its own classifiers: label and
         # probabilities, turned into a ZipMap unless zipmap=False.
-        options={"zipmap": [True, False, "columns"],
-                 "output_class_labels": [False, True], "nocl": [False]},
+        options={
+            "zipmap": [True, False, "columns"],
+            "output_class_labels": [False, True],
+            "nocl": [False],  # asked for by skl2onnx's ZipMap
+        },
     )
     update_registered_converter(
         SequenceScaler, "SklearnLSTMSequenceScaler", _scaler_shape, _convert_scaler
@@ -410,7 +438,8 @@ def register():
     # Registered to refuse with a reason rather than skl2onnx's "unable to find
     # a shape calculator".
     update_registered_converter(
-        TextSequenceVectorizer, "SklearnLSTMTextSequenceVectorizer",
+        TextSequenceVectorizer,
+        "SklearnLSTMTextSequenceVectorizer",
         _refuse_text_vectorizer,
         lambda scope, operator, container: _refuse_text_vectorizer(),
     )

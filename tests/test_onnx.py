@@ -80,8 +80,15 @@ def as_float32(est):
 
 
 def small(cls, **params):
-    return cls(**{"hidden_layer_sizes": 4, "max_iter": 2, "random_state": 0,
-                  "learning_rate_init": 0.05, **params})
+    return cls(
+        **{
+            "hidden_layer_sizes": 4,
+            "max_iter": 2,
+            "random_state": 0,
+            "learning_rate_init": 0.05,
+            **params,
+        }
+    )
 
 
 # ---------------------------------------------------------------- regressor
@@ -93,8 +100,12 @@ def test_regressor_matches_predict(pooling, layers, bidirectional):
     X = padded_X()
     rng = np.random.RandomState(1)
     y = rng.normal(size=(len(X), 7) if pooling == "none" else len(X))
-    reg = small(LSTMRegressor, hidden_layer_sizes=layers, pooling=pooling,
-                bidirectional=bidirectional).fit(X, y)
+    reg = small(
+        LSTMRegressor,
+        hidden_layer_sizes=layers,
+        pooling=pooling,
+        bidirectional=bidirectional,
+    ).fit(X, y)
     assert reg.coefs_[0].dtype == np.float32
 
     out = run(to_onnx(reg, X[:2]), X)["variable"]
@@ -121,8 +132,9 @@ def test_time_axis_is_dynamic_and_batch_may_be_full_length():
     longer = padded_X(seed=5, lengths=[12, 9, 12])
     full = padded_X(seed=6, lengths=[5, 5])
     for X_new in (longer, full, X[3:4]):
-        assert_allclose(run(onx, X_new)["variable"][:, 0], reg.predict(X_new),
-                        rtol=RTOL, atol=ATOL)
+        assert_allclose(
+            run(onx, X_new)["variable"][:, 0], reg.predict(X_new), rtol=RTOL, atol=ATOL
+        )
 
 
 def test_univariate_2d_input():
@@ -139,8 +151,7 @@ def test_opset_13(pooling):
     reg = small(LSTMRegressor, pooling=pooling).fit(X, np.arange(len(X), dtype=float))
     onx = to_onnx(reg, X[:1], target_opset=13)
     assert max(o.version for o in onx.opset_import if o.domain == "") == 13
-    assert_allclose(run(onx, X)["variable"][:, 0], reg.predict(X), rtol=RTOL,
-                    atol=ATOL)
+    assert_allclose(run(onx, X)["variable"][:, 0], reg.predict(X), rtol=RTOL, atol=ATOL)
 
 
 def test_float64_model_exports_its_float32_rounding():
@@ -162,8 +173,12 @@ def test_float64_model_exports_its_float32_rounding():
 def test_classifier_labels_and_probabilities(pooling, classes):
     X = padded_X(seed=9)
     y = classes[np.arange(len(X)) % len(classes)]
-    clf = small(LSTMClassifier, hidden_layer_sizes=(4, 3), pooling=pooling,
-                bidirectional=pooling == "last").fit(X, y)
+    clf = small(
+        LSTMClassifier,
+        hidden_layer_sizes=(4, 3),
+        pooling=pooling,
+        bidirectional=pooling == "last",
+    ).fit(X, y)
     out = run(to_onnx(clf, X[:1], options={"zipmap": False}), X)
     assert_allclose(out["probabilities"], clf.predict_proba(X), rtol=RTOL, atol=ATOL)
     assert_array_equal(out["label"], clf.predict(X))
@@ -208,8 +223,11 @@ def test_embedding_regressor(pooling):
     ids = token_ids()
     rng = np.random.RandomState(0)
     y = rng.normal(size=(len(ids), 7) if pooling == "none" else len(ids))
-    reg = as_float32(small(LSTMRegressor, embedding_dim=3, pooling=pooling,
-                           bidirectional=True).fit(ids, y))
+    reg = as_float32(
+        small(LSTMRegressor, embedding_dim=3, pooling=pooling, bidirectional=True).fit(
+            ids, y
+        )
+    )
     out = run(to_onnx(reg, ids[:1]), ids)["variable"][..., 0]
     expected = reg.predict(ids)
     assert_array_equal(np.isnan(out), np.isnan(expected))
@@ -219,8 +237,9 @@ def test_embedding_regressor(pooling):
 def test_embedding_classifier():
     ids = token_ids(seed=1)
     y = np.array(["x", "y", "z"])[np.arange(len(ids)) % 3]
-    clf = as_float32(small(LSTMClassifier, embedding_dim=3,
-                           hidden_layer_sizes=(4, 3)).fit(ids, y))
+    clf = as_float32(
+        small(LSTMClassifier, embedding_dim=3, hidden_layer_sizes=(4, 3)).fit(ids, y)
+    )
     out = run(to_onnx(clf, ids[:1], options={"zipmap": False}), ids)
     assert_allclose(out["probabilities"], clf.predict_proba(ids), rtol=RTOL, atol=ATOL)
     assert_array_equal(out["label"], clf.predict(ids))
@@ -249,8 +268,9 @@ def test_sequence_scaler_float64_and_2d():
 def test_pipeline_with_scaler():
     X = padded_X(seed=15, scale=1000.0)
     y = np.where(np.nanmean(X[:, :, 0], axis=1) > 0, "up", "down")
-    pipe = make_pipeline(SequenceScaler(),
-                         small(LSTMClassifier, pooling="mean", max_iter=5)).fit(X, y)
+    pipe = make_pipeline(
+        SequenceScaler(), small(LSTMClassifier, pooling="mean", max_iter=5)
+    ).fit(X, y)
     out = run(skl2onnx.to_onnx(pipe, X, options={"zipmap": False}), X)
     assert_allclose(out["probabilities"], pipe.predict_proba(X), rtol=RTOL, atol=ATOL)
     assert_array_equal(out["label"], pipe.predict(X))
@@ -275,13 +295,16 @@ def test_float64_graph_is_refused():
 def test_text_vectorizer_is_not_exportable():
     docs = ["a fine day", "a bad day", "fine fine"]
     vectorizer = TextSequenceVectorizer().fit(docs)
-    clf = small(LSTMClassifier, embedding_dim=2).fit(vectorizer.transform(docs),
-                                                     [0, 1, 0])
+    clf = small(LSTMClassifier, embedding_dim=2).fit(
+        vectorizer.transform(docs), [0, 1, 0]
+    )
     with pytest.raises(NotImplementedError, match="TextSequenceVectorizer"):
         to_onnx(make_pipeline(vectorizer, clf), docs)
     with pytest.raises(NotImplementedError, match="TextSequenceVectorizer"):
-        skl2onnx.to_onnx(vectorizer, initial_types=[
-            ("X", skl2onnx.common.data_types.StringTensorType([None]))])
+        skl2onnx.to_onnx(
+            vectorizer,
+            initial_types=[("X", skl2onnx.common.data_types.StringTensorType([None]))],
+        )
 
 
 def test_import_error_names_the_extra(monkeypatch):
