@@ -2,13 +2,14 @@
 :class:`~sklearn_lstm.LSTMClassifier` and
 :class:`~sklearn_lstm.preprocessing.SequenceScaler` for skl2onnx.
 
-Importing this module registers the three converters with skl2onnx (once; the
-registration is idempotent), so that ``skl2onnx.to_onnx`` converts these models
-and Pipelines of them like any scikit-learn model. :func:`to_onnx` does the same
-and declares the time axis dynamic::
+Importing this module registers the converters with skl2onnx, so that
+``skl2onnx.to_onnx`` converts these models and Pipelines of them like any
+scikit-learn model; :func:`register` does it again (it is idempotent), should
+something have overwritten them. :func:`to_onnx` converts too, and declares the
+time axis dynamic::
 
-    import sklearn_lstm.onnx
-    onx = sklearn_lstm.onnx.to_onnx(model, X[:1])     # or skl2onnx.to_onnx
+    from sklearn_lstm.onnx import to_onnx
+    onx = to_onnx(model, X[:1])     # or skl2onnx.to_onnx(model, X[:1])
 
 It needs the optional dependencies ``pip install "sklearn-lstm[onnx]"``
 (skl2onnx and onnx; onnxruntime to run the result).
@@ -17,8 +18,8 @@ It needs the optional dependencies ``pip install "sklearn-lstm[onnx]"``
 ``(N, T, F)`` whose trailing all-NaN steps are padding, so that sequences of
 several lengths share a batch (a model fitted on 2D input reads ``(N, T)``); for
 a model with ``embedding_dim``, int64 token ids ``(N, T)`` whose trailing zeros
-are padding. ``N`` is dynamic; so is ``T`` when the graph comes from
-:func:`to_onnx` (``skl2onnx.to_onnx(model, X_sample)`` fixes it to the sample's,
+are padding. ``N`` is dynamic; so is ``T`` (but for 2D float input, whose
+columns are fixed as in fit) when the graph comes from :func:`to_onnx` (``skl2onnx.to_onnx(model, X_sample)`` fixes it to the sample's,
 unless ``initial_types`` say otherwise). Lengths are computed in the graph;
 NaN in a valid step is read as 0 there, where ``predict`` raises: the graph does
 not validate its input.
@@ -26,17 +27,20 @@ not validate its input.
 **The graph's outputs** follow skl2onnx's own models. A regressor gives
 ``variable`` of shape ``(N, n_outputs)`` (``(N, 1)`` for one output, as
 skl2onnx's regressors), or ``(N, T, n_outputs)`` with ``pooling="none"``, NaN
-at padding steps. A classifier gives ``label`` ``(N,)`` (strings for string classes,
-else int64: float and boolean classes too, as in skl2onnx) and ``probabilities`` ``(N,
-n_classes)`` in the order of ``classes_``; by default skl2onnx turns them into
-``output_label`` and ``output_probability`` (a ZipMap, a list of dicts), and
-``options={"zipmap": False}`` keeps the two tensors. For a multilabel
-classifier, ``label`` is the int64 indicator matrix ``(N, n_labels)``. A
-``SequenceScaler`` gives ``variable``, X standardised, NaN where X has NaN.
+at padding steps. A classifier gives ``label`` ``(N,)`` (strings for string
+classes, else int64: float and boolean classes too, as in skl2onnx) and
+``probabilities`` ``(N, n_classes)`` in the order of ``classes_``; by default
+skl2onnx turns them into ``output_label`` and ``output_probability`` (a ZipMap,
+a list of dicts), and ``options={"zipmap": False}`` keeps the two tensors. For
+a multilabel classifier, ``label`` is the int64 indicator matrix ``(N,
+n_labels)``. A ``SequenceScaler`` gives ``variable``, X standardised, NaN where
+X has NaN.
 
 The network computes in float32: onnxruntime's ``LSTM`` kernel runs float32
 only, so a float64 model's weights are rounded to float32, and a float64 input
-(``DoubleTensorType``) is refused; :func:`to_onnx` casts a float64 sample.
+(``DoubleTensorType``) to an LSTM model is refused (:func:`to_onnx` declares a
+float32 input whatever the sample's dtype; a ``SequenceScaler`` alone keeps
+float64).
 The recurrence is ONNX's ``LSTM`` operator, one per layer, its gates reordered
 from ours ``[i | f | g | o]`` to ONNX's ``[i | o | f | c]``, variable lengths
 through its ``sequence_lens``.
@@ -46,7 +50,7 @@ through its ``sequence_lens``.
 * :class:`LSTMClassifier` with ``pooling="none"``: its per-step labels are NaN
   (None for strings) at padding steps, which an int64 or string tensor cannot
   hold, and skl2onnx's classifier outputs have one row per sample;
-* a float64 graph (see above);
+* a float64 input to an LSTM model (see above);
 * :class:`~sklearn_lstm.preprocessing.TextSequenceVectorizer` (tokenising text
   is not part of the converters): export the model that reads its ids.
 """
@@ -465,7 +469,7 @@ def to_onnx(model, X_sample, *, name="X", target_opset=None, options=None, **kwa
     Parameters
     ----------
     model : LSTMRegressor, LSTMClassifier, SequenceScaler or Pipeline
-        Fitted; a Pipeline may hold any model skl2onnx converts.
+        Fitted; a Pipeline may also hold other models skl2onnx converts.
     X_sample : array-like of shape (n_samples, n_timesteps, n_features) or \
             (n_samples, n_timesteps)
         A batch as ``predict`` takes it; its last axis sets the number of
