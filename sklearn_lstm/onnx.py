@@ -18,9 +18,10 @@ It needs the optional dependencies ``pip install "sklearn-lstm[onnx]"``
 ``(N, T, F)`` whose trailing all-NaN steps are padding, so that sequences of
 several lengths share a batch (a model fitted on 2D input reads ``(N, T)``); for
 a model with ``embedding_dim``, int64 token ids ``(N, T)`` whose trailing zeros
-are padding. ``N`` is dynamic; so is ``T`` (but for 2D float input, whose
-columns are fixed as in fit) when the graph comes from :func:`to_onnx` (``skl2onnx.to_onnx(model, X_sample)`` fixes it to the sample's,
-unless ``initial_types`` say otherwise). Lengths are computed in the graph;
+are padding. ``N`` is dynamic; so is ``T`` when the graph comes from
+:func:`to_onnx` (but for 2D float input, whose columns are fixed as in fit);
+``skl2onnx.to_onnx(model, X_sample)`` fixes it to the sample's, unless
+``initial_types`` say otherwise. Lengths are computed in the graph;
 NaN in a valid step is read as 0 there, where ``predict`` raises: the graph does
 not validate its input.
 
