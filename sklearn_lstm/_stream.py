@@ -98,6 +98,7 @@ class SequenceStream:
         # (a shallow copy: a later fit replaces these attributes, it does not
         # change them in place).
         self._estimator = copy.copy(estimator)
+        self._classifier = is_classifier(estimator)
         self.reset()
 
     # ------------------------------------------------------------------ state
@@ -308,7 +309,7 @@ class SequenceStream:
         return self._predict(X_new, transform)
 
     def _is_classifier(self):
-        return is_classifier(self._estimator)
+        return self._classifier
 
     @available_if(_is_classifier)
     def predict_proba(self, X_new):
