@@ -1,5 +1,5 @@
-"""The README's Python examples run as written (those that use PyTorch when it is
-installed, like the gold tests)."""
+"""The README's Python examples run as written (those that use PyTorch, skops or
+Dask when it is installed, like the gold tests)."""
 
 import re
 from pathlib import Path
@@ -18,4 +18,6 @@ def test_readme_has_python_examples():
 def test_readme_example_runs(block):
     if re.search(r"^import torch", block, flags=re.M):
         pytest.importorskip("torch")
+    for extra in re.findall(r"^(?:import|from) (skops|distributed)\b", block, re.M):
+        pytest.importorskip(extra)
     exec(compile(block, str(README), "exec"), {"__name__": "__readme__"})
