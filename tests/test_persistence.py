@@ -211,30 +211,41 @@ def test_read_only_model_fits_afresh(read_only):
 
 
 # ---------------------------------------------------------------------- skops
-def skops_models():
-    """(name, model, X) of every model kind and solver, and the transformers."""
+@pytest.fixture(scope="module")
+def skops_files(tmp_path_factory):
+    """A folder holding every model kind and solver, and the transformers, saved
+    by skops; ``cases.pkl`` lists ``(name, X, y)``. Returns the folder and what
+    each model answers before (and for estimators, after) one more epoch."""
+    sio = pytest.importorskip("skops.io")
     models = []
     for kind in KINDS:
         for solver in SOLVERS:
-            est, X, _ = fitted(kind, solver)
-            models.append((f"{kind}-{solver}", est, X))
+            est, X, y = fitted(kind, solver)
+            models.append((f"{kind}-{solver}", est, X, y))
     rng = np.random.RandomState(0)
     X = [rng.normal(size=(k, 2)) for k in rng.randint(3, 9, size=20)]
-    models.append(("scaler", SequenceScaler().fit(X), X))
+    models.append(("scaler", SequenceScaler().fit(X), X, None))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         text = make_pipeline(
             TextSequenceVectorizer(),
             LSTMClassifier(4, embedding_dim=3, max_iter=2, random_state=0),
         ).fit(DOCS, np.arange(len(DOCS)) % 2)
-    models.append(("text-pipeline", text, DOCS))
-    return models
+    models.append(("text-pipeline", text, DOCS, None))
 
-
-def answers(model, X):
-    if hasattr(model, "transform"):
-        return [model.transform(X)]
-    return outputs(model, X)
+    directory = tmp_path_factory.mktemp("skops")
+    expected = {}
+    for name, model, X, y in models:
+        sio.dump(model, directory / f"{name}.skops")
+        if hasattr(model, "transform"):
+            expected[name] = [model.transform(X)]
+            continue
+        expected[name] = outputs(model, X)
+        if y is not None:
+            expected[name].append(partial_fit_once(model, X, y).predict(X))
+    with open(directory / "cases.pkl", "wb") as file:
+        pickle.dump([(name, X, y) for name, _, X, y in models], file)
+    return directory, expected
 
 
 SKOPS_CHILD = """
@@ -244,7 +255,7 @@ from sklearn_lstm import SKOPS_TRUSTED
 
 directory = sys.argv[1]
 with open(f"{directory}/cases.pkl", "rb") as file:
-    cases = pickle.load(file)  # [(name, X, y)]
+    cases = pickle.load(file)
 results = {}
 for name, X, y in cases:
     model = skops.io.load(f"{directory}/{name}.skops", trusted=SKOPS_TRUSTED)
@@ -265,39 +276,25 @@ with open(f"{directory}/results.pkl", "wb") as file:
 """
 
 
-def test_skops_trusted_types_are_exactly_what_our_models_need():
+def test_skops_trusted_types_are_exactly_what_our_models_need(skops_files):
     sio = pytest.importorskip("skops.io")
+    directory, _ = skops_files
     needed = set()
-    for _, model, _ in skops_models():
-        needed |= set(sio.get_untrusted_types(data=sio.dumps(model)))
+    for path in directory.glob("*.skops"):
+        needed |= set(sio.get_untrusted_types(file=path))
     assert needed == set(SKOPS_TRUSTED)
 
 
-def test_skops_loads_the_same_model_in_a_fresh_process(tmp_path):
-    sio = pytest.importorskip("skops.io")
-    cases, expected = [], {}
-    for name, model, X in skops_models():
-        sio.dump(model, tmp_path / f"{name}.skops")
-        y = None
-        if name not in ("scaler", "text-pipeline"):
-            _, _, y = problem(name.split("-")[0])
-        # What the parent's model answers, then after one more epoch.
-        expected[name] = answers(model, X)
-        if y is not None:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                expected[name].append(partial_fit_once(model, X, y).predict(X))
-        cases.append((name, X, y))
-    with open(tmp_path / "cases.pkl", "wb") as file:
-        pickle.dump(cases, file)
+def test_skops_loads_the_same_model_in_a_fresh_process(skops_files):
+    directory, expected = skops_files
     path = os.pathsep.join(filter(None, [PACKAGE_PARENT, os.environ.get("PYTHONPATH")]))
     subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(SKOPS_CHILD), str(tmp_path)],
+        [sys.executable, "-c", textwrap.dedent(SKOPS_CHILD), str(directory)],
         env={**os.environ, "PYTHONPATH": path},
         check=True,
         timeout=300,
     )
-    with open(tmp_path / "results.pkl", "rb") as file:
+    with open(directory / "results.pkl", "rb") as file:
         results = pickle.load(file)
     assert results.keys() == expected.keys()
     for name in expected:
