@@ -10,9 +10,9 @@ __version__ = "0.1.0"
 
 #: The types of this package that ``skops.io.load`` must be told to trust to load
 #: any of its estimators and transformers: ``skops.io.load(path,
-#: trusted=SKOPS_TRUSTED)``. They hold plain data (the network's description as
-#: tuples of ints and strings, the optimizer's moments as arrays), and loading
-#: them runs no code but their own ``__setstate__``, which only restores views.
+#: trusted=SKOPS_TRUSTED)``. Besides the public classes, they are the network's
+#: description (tuples of ints and strings) and the optimizers (arrays and
+#: numbers): loading them only restores their attributes.
 SKOPS_TRUSTED = (
     "sklearn_lstm._estimators.LSTMClassifier",
     "sklearn_lstm._estimators.LSTMRegressor",
