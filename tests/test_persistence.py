@@ -161,10 +161,10 @@ def test_transformers_round_trip(fmt):
 
 
 # ------------------------------------------------------------ read-only loads
-@pytest.fixture
-def read_only(tmp_path):
+@pytest.fixture(params=["regressor", "bidirectional", "embedding"])
+def read_only(tmp_path, request):
     """A fitted model, and the same loaded memory-mapped read-only."""
-    est, X, y = fitted("regressor", "adam")
+    est, X, y = fitted(request.param, "adam")
     joblib.dump(est, tmp_path / "model.joblib")
     loaded = joblib.load(tmp_path / "model.joblib", mmap_mode="r")
     assert not loaded.coefs_[0].flags.writeable  # what this test is about
@@ -173,7 +173,7 @@ def read_only(tmp_path):
 
 def test_read_only_model_predicts_and_scores(read_only):
     est, loaded, X, y = read_only
-    assert_bitwise(loaded.predict(X), est.predict(X))
+    assert_bitwise(outputs(loaded, X), outputs(est, X))
     assert loaded.score(X, y) == est.score(X, y)
 
 
