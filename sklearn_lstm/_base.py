@@ -517,6 +517,7 @@ class BaseLSTM(BaseEstimator, ABC):
             # Before y is read: its form depends on pooling, and a y fit for the
             # new pooling would fail there with a message that hides the change.
             self._check_same_network(layer_sizes)
+            self._check_writeable()
         X, y, sample_weight = self._validate_input(
             X, y, sample_weight, incremental, reset=first_pass
         )
@@ -564,6 +565,25 @@ class BaseLSTM(BaseEstimator, ABC):
                     "warm_start and partial_fit continue training the same "
                     "architecture."
                 )
+
+    def _check_writeable(self):
+        """Raise if training cannot update the weights or the optimizer's state in
+        place, as ``partial_fit`` and ``warm_start`` do: NumPy's own error would
+        not say why they are read-only nor what to do."""
+        arrays = self._params()
+        if self._optimizer is not None:
+            for value in vars(self._optimizer).values():
+                arrays += value if isinstance(value, list) else [value]
+        if all(a.flags.writeable for a in arrays if isinstance(a, np.ndarray)):
+            return
+        raise ValueError(
+            "The weights or the optimizer's state of this model are read-only "
+            '(e.g. loaded with joblib.load(path, mmap_mode="r")), so partial_fit and '
+            "fit with warm_start=True cannot update them. To continue training, "
+            "load it with mmap_mode=None (the default) or train a copy: "
+            "copy.deepcopy(model). To train afresh, use sklearn.base.clone(model) "
+            "or fit with warm_start=False."
+        )
 
     @staticmethod
     def _check_sample_weight(sample_weight, X):

@@ -1,5 +1,6 @@
-"""The README's Python examples run as written (those that use PyTorch, or the
-ONNX export, when it is installed, like the gold tests)."""
+"""The README's Python examples run as written (those that need an optional
+dependency, PyTorch, Keras, the ONNX export, skops or Dask, when it is
+installed, like the gold tests)."""
 
 import re
 from pathlib import Path
@@ -7,12 +8,16 @@ from pathlib import Path
 import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-# Blocks matching a pattern need the module, an optional dependency.
-OPTIONAL = [
-    (r"^import torch", "torch"),
-    (r"^from sklearn_lstm\.onnx import", "skl2onnx"),
-    (r"^import onnxruntime", "onnxruntime"),
-]
+# What a block importing an optional module needs installed.
+OPTIONAL = {
+    "torch": "torch",
+    "keras": "keras",
+    "sklearn_lstm.onnx": "skl2onnx",
+    "onnxruntime": "onnxruntime",
+    "skops": "skops",
+    "dask": "dask",
+    "distributed": "distributed",
+}
 BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
 
 
@@ -22,7 +27,7 @@ def test_readme_has_python_examples():
 
 @pytest.mark.parametrize("block", BLOCKS, ids=[f"block{i}" for i in range(len(BLOCKS))])
 def test_readme_example_runs(block):
-    for pattern, module in OPTIONAL:
-        if re.search(pattern, block, flags=re.M):
-            pytest.importorskip(module)
+    for name in re.findall(r"^(?:import|from) ([\w.]+)", block, flags=re.M):
+        if name in OPTIONAL:
+            pytest.importorskip(OPTIONAL[name])
     exec(compile(block, str(README), "exec"), {"__name__": "__readme__"})
