@@ -12,7 +12,7 @@ time axis dynamic::
     onx = to_onnx(model, X[:1])     # or skl2onnx.to_onnx(model, X[:1])
 
 It needs the optional dependencies ``pip install "sklearn-lstm[onnx]"``
-(skl2onnx and onnx; onnxruntime to run the result).
+(skl2onnx and onnx, and onnxruntime to run the result).
 
 **The graph's input** is what ``predict`` takes as one array: float
 ``(N, T, F)`` whose trailing all-NaN steps are padding, so that sequences of
