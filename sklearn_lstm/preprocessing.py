@@ -595,7 +595,10 @@ class TextSequenceVectorizer(TransformerMixin, BaseEstimator):
         The maximum number of tokens of a sequence: longer documents are
         truncated to their first ``max_length`` tokens (the end is dropped, as
         with Keras' ``output_sequence_length``). Tokens outside the vocabulary
-        count, as their id 1 takes a step. None keeps every token.
+        count, as their id 1 takes a step. None keeps every token. The
+        vocabulary is learned from these first tokens only (unlike Keras): a
+        token found only further in the documents seen in fit is never read by
+        a model fitted on them, and is better read as unknown (see the Notes).
 
     dtype : integer dtype, default=np.int64
         Type of the ids returned by :meth:`transform`. It must hold the largest
@@ -663,7 +666,9 @@ class TextSequenceVectorizer(TransformerMixin, BaseEstimator):
 
     >>> vectorizer = TextSequenceVectorizer(max_length=2, max_features=3)
     >>> vectorizer.fit_transform(docs)
-    [array([2, 4]), array([2, 1])]
+    [array([2, 3]), array([2, 4])]
+    >>> vectorizer.get_vocabulary()
+    ['', '[UNK]', 'the', 'cat', 'dog']
     """
 
     _parameter_constraints: dict = {
@@ -740,7 +745,8 @@ class TextSequenceVectorizer(TransformerMixin, BaseEstimator):
         return analyze
 
     def _tokenize(self, raw_documents):
-        """The list of tokens of every document, checking each document.
+        """The list of the first ``max_length`` tokens of every document,
+        checking each document.
 
         Errors name the index of the document at fault, counting from 0.
         """
@@ -784,7 +790,7 @@ class TextSequenceVectorizer(TransformerMixin, BaseEstimator):
             tokens = analyze(doc)
             if custom:
                 tokens = self._check_tokens(tokens, i)
-            token_lists.append(tokens)
+            token_lists.append(tokens[: self.max_length])
         return token_lists
 
     @staticmethod
@@ -869,7 +875,7 @@ class TextSequenceVectorizer(TransformerMixin, BaseEstimator):
         # without tokens gives one out-of-vocabulary step (see the Notes).
         return [
             np.array(
-                [vocabulary.get(t, _OOV_ID) for t in tokens[: self.max_length]]
+                [vocabulary.get(t, _OOV_ID) for t in tokens]
                 or [_OOV_ID],
                 dtype=dtype,
             )
