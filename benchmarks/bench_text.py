@@ -20,9 +20,9 @@ to a vocabulary), and random labels.
 Ours runs with ``n_jobs=-1`` (every mini-batch shared with a helper process per
 further core) and with the default ``n_jobs=None`` (one process, BLAS on all
 cores). With token ids our computation runs in float64 (the estimators have no
-float32 path for ids); PyTorch runs in float32 as users run it, and in float64
-for the comparison at equal precision. PyTorch uses as many threads as this
-process may use cores.
+float32 path for ids); PyTorch runs in float32 as users run it, and with
+``--float64`` in float64 too, for the comparison at equal precision. PyTorch
+uses as many threads as this process may use cores.
 
 How: each configuration runs in a fresh worker process of its own (as in
 ``bench_speed.py``); each gets a 1-epoch warm-up, then fits of ``--epochs``
@@ -38,7 +38,7 @@ the whole forward pass, the backward pass, the table's gradient
 Run from the repository root::
 
     python benchmarks/bench_text.py              # ~2 min on 2 cores
-    python benchmarks/bench_text.py --profile
+    python benchmarks/bench_text.py --profile --float64
     python benchmarks/bench_text.py --quick      # tiny sizes, smoke test
 """
 
@@ -277,13 +277,15 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="tiny sizes")
     parser.add_argument("--profile", action="store_true",
                         help="also time the parts of our mini-batch")
+    parser.add_argument("--float64", action="store_true",
+                        help="also time torch in float64")
     parser.add_argument("--_worker", dest="worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker is not None:
         return serve(json.loads(args.worker))
 
     w = QUICK if args.quick else TextWorkload()
-    configs = dict(CONFIGS)
+    configs = {k: v for k, v in CONFIGS.items() if args.float64 or k != TORCH_F64}
     try:
         import torch  # noqa: F401
     except ImportError:

@@ -642,10 +642,14 @@ class TextSequenceVectorizer(TransformerMixin, BaseEstimator):
     CountVectorizer, it is an error if no document holds a token at all, or if
     ``min_df`` and ``max_df`` leave none.
 
-    The LSTM estimators of this package read float features at each step; to
-    feed them token ids, one-hot encode them, e.g. with
-    ``FunctionTransformer(lambda X: [np.eye(n_ids)[x] for x in X])`` where
-    ``n_ids = len(get_vocabulary())``.
+    The LSTM estimators of this package read these ids with ``embedding_dim``
+    (a learned vector per id), e.g. ``make_pipeline(TextSequenceVectorizer(),
+    LSTMClassifier(embedding_dim=32))``. In such a Pipeline the estimator's
+    table has a row for each id of the documents it was fitted on; a document
+    predicted later gives 1 for the tokens outside the vocabulary, whose row
+    the estimator learned only if documents seen in fit gave 1 too: with
+    ``min_df=2`` (tokens found in a single document left out of the
+    vocabulary) they do, and the model learns what an unknown token is.
 
     Examples
     --------
