@@ -218,7 +218,7 @@ def _text():
         TextSequenceVectorizer(min_df=2),
         LSTMClassifier(32, embedding_dim=32, bidirectional=True, pooling="max",
                        learning_rate_init=0.01, batch_size=32, max_iter=10,
-                       random_state=0),
+                       dropout=0.7, random_state=0, n_jobs=1),
     )
     tfidf = make_pipeline(TfidfVectorizer(), LogisticRegression(C=10, max_iter=2000))
     rows = []
