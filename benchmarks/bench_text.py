@@ -33,7 +33,9 @@ ours / torch float32 (above 1: we are slower).
 ``--profile`` then times the parts of our mini-batch in this process (BLAS on
 one thread, the way each share of ``n_jobs=-1`` runs): the embedding's gather,
 the whole forward pass, the backward pass, the table's gradient
-(``_embedding_grad``, inside the backward pass) and Adam on all parameters.
+(``_embedding_grad``, inside the backward pass) and Adam on all parameters, in
+float64 and, with the same weights cast, in float32 (what a float32 path for
+ids would take).
 
 Run from the repository root::
 
@@ -219,9 +221,11 @@ def measure(workload, configs, epochs, repeats, pause):
 
 # ------------------------------------------------------------------ profile
 def profile(w, rounds=20):
-    """Best seconds of each part of our mini-batch, and its share of the batch:
-    gather, forward, backward (table's gradient included), the table's gradient
-    alone, Adam on all parameters."""
+    """Best milliseconds of each part of our mini-batch, and its share of the
+    batch: gather, forward, backward (table's gradient included), the table's
+    gradient alone, Adam on all parameters; in float64, as a fit on ids runs,
+    and with the same weights in float32 (the engine runs in the table's dtype),
+    what a float32 path for ids would take."""
     from threadpoolctl import threadpool_limits
 
     from sklearn_lstm._engine import Workspace, _embedding_grad, backward, forward
@@ -229,45 +233,57 @@ def profile(w, rounds=20):
 
     X, y = make_data(w)
     est = fit_ours(X, y, w, 1, None)
-    network, params = est._network, est._params()
-    ids = X[: w.batch_size]
-    dout = np.random.default_rng(0).standard_normal((w.batch_size, 1))
-    ws = Workspace()
-    grads = backward(dout, forward(ids, params, None, None, True, ws, network)[1])
-    copies = [p.copy() for p in params]
-    adam = AdamOptimizer(copies, 1e-3)
-    table = params[0]
-    holder = {}
+    network, ids = est._network, X[: w.batch_size]
+    results = {}
+    for dtype in (np.float64, np.float32):
+        params = [p.astype(dtype) for p in est._params()]
+        dout = np.random.default_rng(0).standard_normal((w.batch_size, 1)).astype(dtype)
+        ws = Workspace()
+        cache = forward(ids, params, None, None, True, ws, network)[1]
+        grads = backward(dout, cache)
+        copies = [p.copy() for p in params]
+        adam = AdamOptimizer(copies, 1e-3)
+        dX_T = np.ones((w.n_timesteps, w.embedding_dim, w.batch_size), dtype)
+        holder = {}
 
-    def run_forward():
-        holder["cache"] = forward(ids, params, None, None, True, ws, network)[1]
+        def run_forward(params=params, ws=ws):
+            holder["cache"] = forward(ids, params, None, None, True, ws, network)[1]
 
-    def run_embedding_grad():
-        dX_T = np.ones((w.n_timesteps, w.embedding_dim, w.batch_size))
-        return _embedding_grad(dX_T, ids, w.n_tokens)
-
-    parts = {
-        "gather table[X.T]": lambda: table[ids.T].transpose(0, 2, 1),
-        "forward (gather included)": run_forward,
-        "backward (table's gradient included)": lambda: backward(
-            dout, holder["cache"]),
-        "table's gradient (_embedding_grad)": run_embedding_grad,
-        "Adam on all parameters": lambda: adam.update_params(copies, grads),
+        parts = {
+            "gather table[X.T]": partial(lambda t: t[ids.T].transpose(0, 2, 1),
+                                         params[0]),
+            "forward (gather included)": run_forward,
+            "backward (table's gradient included)": partial(
+                lambda d: backward(d, holder["cache"]), dout),
+            "table's gradient (_embedding_grad)": partial(
+                _embedding_grad, dX_T, ids, w.n_tokens),
+            "Adam on all parameters": partial(adam.update_params, copies, grads),
+        }
+        best = dict.fromkeys(parts, np.inf)
+        with threadpool_limits(limits=1):
+            run_forward()
+            for _ in range(rounds):
+                for name, part in parts.items():
+                    if name.startswith("backward"):
+                        run_forward()
+                    best[name] = min(best[name], seconds(part))
+        results[np.dtype(dtype).name] = best
+    batch = {
+        dtype: sum(best[k] for k in ("forward (gather included)",
+                                     "backward (table's gradient included)",
+                                     "Adam on all parameters"))
+        for dtype, best in results.items()
     }
-    best = dict.fromkeys(parts, np.inf)
-    with threadpool_limits(limits=1):
-        run_forward()
-        for _ in range(rounds):
-            for name, part in parts.items():
-                if name.startswith("backward"):
-                    run_forward()
-                best[name] = min(best[name], seconds(part))
-    batch = best["forward (gather included)"] + best[
-        "backward (table's gradient included)"] + best["Adam on all parameters"]
-    rows = [(name, f"{1e3 * s:.2f}", f"{s / batch:.0%}") for name, s in best.items()]
-    print(f"Parts of one mini-batch of ours (float64, BLAS on one thread, best of "
-          f"{rounds}); shares of forward + backward + Adam = {1e3 * batch:.1f} ms:")
-    print_table(["part", "ms", "share"], rows)
+    rows = [
+        (name, *(f"{1e3 * results[d][name]:.2f} ({results[d][name] / batch[d]:.0%})"
+                 for d in results))
+        for name in results["float64"]
+    ]
+    rows.append(("forward + backward + Adam",
+                 *(f"{1e3 * batch[d]:.2f}" for d in results)))
+    print(f"Parts of one mini-batch of ours, ms (share of forward + backward + "
+          f"Adam), BLAS on one thread, best of {rounds}:")
+    print_table(["part", *results], rows)
 
 
 def main(argv=None):
