@@ -220,11 +220,11 @@ def _text():
                        learning_rate_init=0.01, batch_size=32, max_iter=10,
                        dropout=0.7, random_state=0, n_jobs=1),
     )
-    tfidf = make_pipeline(TfidfVectorizer(), LogisticRegression(C=10, max_iter=2000))
+    tfidf = make_pipeline(TfidfVectorizer(), LogisticRegression(C=100, max_iter=2000))
     rows = []
     for name, model in [
         ("TextSequenceVectorizer + LSTMClassifier(embedding_dim=32)", lstm),
-        ("TF-IDF + LogisticRegression(C=10)", tfidf),
+        ("TF-IDF + LogisticRegression(C=100)", tfidf),
     ]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
