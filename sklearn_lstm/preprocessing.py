@@ -636,20 +636,24 @@ class TextSequenceVectorizer(TransformerMixin, BaseEstimator):
     ``len(get_vocabulary())`` is the number of distinct ids, the size of the
     input of an embedding or of a one-hot encoding of the ids.
 
-    The vocabulary is chosen as CountVectorizer chooses it: tokens are first
-    kept by document frequency (``min_df``, ``max_df``), then the
-    ``max_features`` most frequent of them by number of occurrences. Unlike
-    CountVectorizer, it is an error if no document holds a token at all, or if
-    ``min_df`` and ``max_df`` leave none.
+    The vocabulary is chosen as CountVectorizer chooses it, from the first
+    ``max_length`` tokens of each document: tokens are first kept by document
+    frequency (``min_df``, ``max_df``), then the ``max_features`` most frequent
+    of them by number of occurrences. So every id of the vocabulary occurs in
+    what :meth:`fit_transform` returns. Unlike CountVectorizer, it is an error
+    if no document holds a token at all, or if ``min_df`` and ``max_df`` leave
+    none.
 
     The LSTM estimators of this package read these ids with ``embedding_dim``
     (a learned vector per id), e.g. ``make_pipeline(TextSequenceVectorizer(),
     LSTMClassifier(embedding_dim=32))``. In such a Pipeline the estimator's
-    table has a row for each id of the documents it was fitted on; a document
-    predicted later gives 1 for the tokens outside the vocabulary, whose row
-    the estimator learned only if documents seen in fit gave 1 too: with
-    ``min_df=2`` (tokens found in a single document left out of the
-    vocabulary) they do, and the model learns what an unknown token is.
+    table has a row for each id of the vocabulary; a document predicted later
+    gives 1 for the tokens outside the vocabulary, whose row the estimator
+    learned only if documents seen in fit gave 1 too: with ``min_df=2``
+    (tokens found in a single document left out of the vocabulary) they do,
+    and the model learns what an unknown token is (on documentation
+    paragraphs, 0.78 test accuracy against 0.68 with ``min_df=1``: see the
+    README's "Text" section).
 
     Examples
     --------
