@@ -46,7 +46,6 @@ Run from the repository root::
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
@@ -184,7 +183,7 @@ def serve(spec):
         fit = partial(fit_ours, X, y, w, n_jobs=n_jobs)
     for line in sys.stdin:
         epochs = json.loads(line)["epochs"]
-        print(json.dumps(seconds(lambda: fit(epochs=epochs)) / epochs), flush=True)
+        print(json.dumps(seconds(partial(fit, epochs=epochs)) / epochs), flush=True)
 
 
 class Worker:
@@ -221,59 +220,23 @@ def measure(workload, configs, epochs, repeats, pause):
 
 # ------------------------------------------------------------------ profile
 def profile(w, rounds=20):
-    """Best milliseconds of each part of our mini-batch, and its share of the
-    batch: gather, forward, backward (table's gradient included), the table's
-    gradient alone, Adam on all parameters; in float64, as a fit on ids runs,
-    and with the same weights in float32 (the engine runs in the table's dtype),
-    what a float32 path for ids would take."""
+    """Print the best milliseconds of each part of our mini-batch, and its share
+    of the batch: gather, forward, backward (table's gradient included), the
+    table's gradient alone, Adam on all parameters; in float64, as a fit on ids
+    runs, and with the same weights in float32 (the engine runs in the table's
+    dtype), what a float32 path for ids would take."""
     from threadpoolctl import threadpool_limits
-
-    from sklearn_lstm._engine import Workspace, _embedding_grad, backward, forward
-    from sklearn_lstm._optimizers import AdamOptimizer
 
     X, y = make_data(w)
     est = fit_ours(X, y, w, 1, None)
-    network, ids = est._network, X[: w.batch_size]
-    results = {}
-    for dtype in (np.float64, np.float32):
-        params = [p.astype(dtype) for p in est._params()]
-        dout = np.random.default_rng(0).standard_normal((w.batch_size, 1)).astype(dtype)
-        ws = Workspace()
-        cache = forward(ids, params, None, None, True, ws, network)[1]
-        grads = backward(dout, cache)
-        copies = [p.copy() for p in params]
-        adam = AdamOptimizer(copies, 1e-3)
-        dX_T = np.ones((w.n_timesteps, w.embedding_dim, w.batch_size), dtype)
-        holder = {}
-
-        def run_forward(params=params, ws=ws):
-            holder["cache"] = forward(ids, params, None, None, True, ws, network)[1]
-
-        parts = {
-            "gather table[X.T]": partial(lambda t: t[ids.T].transpose(0, 2, 1),
-                                         params[0]),
-            "forward (gather included)": run_forward,
-            "backward (table's gradient included)": partial(
-                lambda d: backward(d, holder["cache"]), dout),
-            "table's gradient (_embedding_grad)": partial(
-                _embedding_grad, dX_T, ids, w.n_tokens),
-            "Adam on all parameters": partial(adam.update_params, copies, grads),
+    with threadpool_limits(limits=1):
+        results = {
+            np.dtype(dtype).name: _time_parts(w, est, X[: w.batch_size], dtype, rounds)
+            for dtype in (np.float64, np.float32)
         }
-        best = dict.fromkeys(parts, np.inf)
-        with threadpool_limits(limits=1):
-            run_forward()
-            for _ in range(rounds):
-                for name, part in parts.items():
-                    if name.startswith("backward"):
-                        run_forward()
-                    best[name] = min(best[name], seconds(part))
-        results[np.dtype(dtype).name] = best
-    batch = {
-        dtype: sum(best[k] for k in ("forward (gather included)",
-                                     "backward (table's gradient included)",
-                                     "Adam on all parameters"))
-        for dtype, best in results.items()
-    }
+    whole = ("forward (gather included)", "backward (table's gradient included)",
+             "Adam on all parameters")
+    batch = {d: sum(best[k] for k in whole) for d, best in results.items()}
     rows = [
         (name, *(f"{1e3 * results[d][name]:.2f} ({results[d][name] / batch[d]:.0%})"
                  for d in results))
@@ -284,6 +247,42 @@ def profile(w, rounds=20):
     print(f"Parts of one mini-batch of ours, ms (share of forward + backward + "
           f"Adam), BLAS on one thread, best of {rounds}:")
     print_table(["part", *results], rows)
+
+
+def _time_parts(w, est, ids, dtype, rounds):
+    """Best seconds of each part of a mini-batch of ``ids`` with the fitted
+    estimator's weights cast to ``dtype``."""
+    from sklearn_lstm._engine import Workspace, _embedding_grad, backward, forward
+    from sklearn_lstm._optimizers import AdamOptimizer
+
+    network = est._network
+    params = [p.astype(dtype) for p in est._params()]
+    dout = np.random.default_rng(0).standard_normal((w.batch_size, 1)).astype(dtype)
+    ws = Workspace()
+    grads = backward(dout, forward(ids, params, None, None, True, ws, network)[1])
+    copies = [p.copy() for p in params]
+    adam = AdamOptimizer(copies, 1e-3)
+    dX_T = np.ones((w.n_timesteps, w.embedding_dim, w.batch_size), dtype)
+    cache = [None]
+
+    def run_forward():
+        cache[0] = forward(ids, params, None, None, True, ws, network)[1]
+
+    parts = {
+        "gather table[X.T]": lambda: params[0][ids.T].transpose(0, 2, 1),
+        "forward (gather included)": run_forward,
+        "backward (table's gradient included)": lambda: backward(dout, cache[0]),
+        "table's gradient (_embedding_grad)": lambda: _embedding_grad(
+            dX_T, ids, w.n_tokens),
+        "Adam on all parameters": lambda: adam.update_params(copies, grads),
+    }
+    best = dict.fromkeys(parts, np.inf)
+    for _ in range(rounds):
+        for name, part in parts.items():
+            if name.startswith("backward"):
+                run_forward()  # the workspace's cache of the last forward pass
+            best[name] = min(best[name], seconds(part))
+    return best
 
 
 def main(argv=None):
