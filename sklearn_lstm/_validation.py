@@ -31,6 +31,14 @@ from ._sequences import _valid_mask, is_ragged, pad_sequences
 
 FLOAT_DTYPES = (np.float64, np.float32)
 
+#: A first fit on token ids makes an embedding table of one row per id up to the
+#: largest (see :func:`validate_token_ids`). Up to DENSE_ROWS rows are always
+#: accepted (a vocabulary of a million tokens); a larger table must have at most
+#: ROWS_PER_ID rows per distinct id of X, or the ids are not a numbering of
+#: tokens (hashes, raw codes) and the table would be mostly rows never trained.
+DENSE_ROWS = 2**20
+ROWS_PER_ID = 10
+
 
 def validate_sequences(estimator, X, *, reset, dtype=FLOAT_DTYPES):
     """Validate X and return it as :class:`Sequences`.
@@ -239,6 +247,7 @@ def validate_token_ids(estimator, X, *, reset, n_tokens=None):
                 f"embedding's {n_tokens} rows seen in fit (ids 0 to {n_tokens - 1})."
             )
     if reset:
+        _check_table_rows(values, valid)
         estimator.n_features_in_ = 1
         estimator._input_ndim = None
         if hasattr(estimator, "feature_names_in_"):
@@ -246,6 +255,27 @@ def validate_token_ids(estimator, X, *, reset, n_tokens=None):
     if (lengths == values.shape[1]).all():
         lengths = None
     return Sequences(values, lengths)
+
+
+def _check_table_rows(values, valid):
+    """Raise before a first fit would allocate an embedding table of one row per
+    id up to the largest of ``values`` when that is far more rows than the data
+    can use (see :data:`DENSE_ROWS`)."""
+    n_rows = int(values.max()) + 1
+    if n_rows <= DENSE_ROWS:
+        return
+    n_distinct = len(np.unique(values[valid]))
+    if n_rows <= ROWS_PER_ID * n_distinct:
+        return
+    i, t = np.unravel_index(np.argmax(values), values.shape)
+    raise ValueError(
+        f"The largest id of X, {values[i, t]} at sample {i}, step {t}, would "
+        f"make an embedding table of {n_rows} rows (one per id from 0), but X "
+        f"holds only {n_distinct} distinct ids. Ids are row numbers of the "
+        "table: number the tokens from 1 up (0 is padding), e.g. with "
+        "sklearn_lstm.preprocessing.TextSequenceVectorizer, or codes of your "
+        "own with np.unique(codes, return_inverse=True)."
+    )
 
 
 def _as_ids(values, first_sample=0):

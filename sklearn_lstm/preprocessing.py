@@ -595,7 +595,10 @@ class TextSequenceVectorizer(TransformerMixin, BaseEstimator):
         The maximum number of tokens of a sequence: longer documents are
         truncated to their first ``max_length`` tokens (the end is dropped, as
         with Keras' ``output_sequence_length``). Tokens outside the vocabulary
-        count, as their id 1 takes a step. None keeps every token.
+        count, as their id 1 takes a step. None keeps every token. The
+        vocabulary is learned from these first tokens only (unlike Keras): a
+        token found only further in the documents seen in fit is never read by
+        a model fitted on them, and is better read as unknown (see the Notes).
 
     dtype : integer dtype, default=np.int64
         Type of the ids returned by :meth:`transform`. It must hold the largest
@@ -633,16 +636,24 @@ class TextSequenceVectorizer(TransformerMixin, BaseEstimator):
     ``len(get_vocabulary())`` is the number of distinct ids, the size of the
     input of an embedding or of a one-hot encoding of the ids.
 
-    The vocabulary is chosen as CountVectorizer chooses it: tokens are first
-    kept by document frequency (``min_df``, ``max_df``), then the
-    ``max_features`` most frequent of them by number of occurrences. Unlike
-    CountVectorizer, it is an error if no document holds a token at all, or if
-    ``min_df`` and ``max_df`` leave none.
+    The vocabulary is chosen as CountVectorizer chooses it, from the first
+    ``max_length`` tokens of each document: tokens are first kept by document
+    frequency (``min_df``, ``max_df``), then the ``max_features`` most frequent
+    of them by number of occurrences. So every id of the vocabulary occurs in
+    what :meth:`fit_transform` returns. Unlike CountVectorizer, it is an error
+    if no document holds a token at all, or if ``min_df`` and ``max_df`` leave
+    none.
 
-    The LSTM estimators of this package read float features at each step; to
-    feed them token ids, one-hot encode them, e.g. with
-    ``FunctionTransformer(lambda X: [np.eye(n_ids)[x] for x in X])`` where
-    ``n_ids = len(get_vocabulary())``.
+    The LSTM estimators of this package read these ids with ``embedding_dim``
+    (a learned vector per id), e.g. ``make_pipeline(TextSequenceVectorizer(),
+    LSTMClassifier(embedding_dim=32))``. In such a Pipeline the estimator's
+    table has a row for each id of the vocabulary; a document predicted later
+    gives 1 for the tokens outside the vocabulary, whose row the estimator
+    learned only if documents seen in fit gave 1 too: with ``min_df=2``
+    (tokens found in a single document left out of the vocabulary) they do,
+    and the model learns what an unknown token is (on documentation
+    paragraphs, 0.78 test accuracy against 0.68 with ``min_df=1``: see the
+    README's "Text" section).
 
     Examples
     --------
@@ -663,7 +674,9 @@ class TextSequenceVectorizer(TransformerMixin, BaseEstimator):
 
     >>> vectorizer = TextSequenceVectorizer(max_length=2, max_features=3)
     >>> vectorizer.fit_transform(docs)
-    [array([2, 4]), array([2, 1])]
+    [array([2, 3]), array([2, 4])]
+    >>> vectorizer.get_vocabulary()
+    ['', '[UNK]', 'the', 'cat', 'dog']
     """
 
     _parameter_constraints: dict = {
@@ -740,7 +753,8 @@ class TextSequenceVectorizer(TransformerMixin, BaseEstimator):
         return analyze
 
     def _tokenize(self, raw_documents):
-        """The list of tokens of every document, checking each document.
+        """The list of the first ``max_length`` tokens of every document,
+        checking each document.
 
         Errors name the index of the document at fault, counting from 0.
         """
@@ -784,7 +798,7 @@ class TextSequenceVectorizer(TransformerMixin, BaseEstimator):
             tokens = analyze(doc)
             if custom:
                 tokens = self._check_tokens(tokens, i)
-            token_lists.append(tokens)
+            token_lists.append(tokens[: self.max_length])
         return token_lists
 
     @staticmethod
@@ -869,7 +883,7 @@ class TextSequenceVectorizer(TransformerMixin, BaseEstimator):
         # without tokens gives one out-of-vocabulary step (see the Notes).
         return [
             np.array(
-                [vocabulary.get(t, _OOV_ID) for t in tokens[: self.max_length]]
+                [vocabulary.get(t, _OOV_ID) for t in tokens]
                 or [_OOV_ID],
                 dtype=dtype,
             )

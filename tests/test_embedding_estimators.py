@@ -237,3 +237,34 @@ def test_every_combination_fits_predicts_and_scores(pooling, bidirectional, form
     else:
         assert predicted.shape == (len(X),)
     est.partial_fit(X_in, y)
+
+
+# ------------------------------------------------------------ the table's size
+def test_huge_ids_are_an_error_before_the_table_is_allocated():
+    """Ids are the table's row numbers: ids such as 10**12 (hashes, raw codes)
+    would ask for terabytes. The error names the id and the table's size."""
+    X = [np.array([3, 10**12, 7]), np.array([2, 3])]
+    est = LSTMClassifier(2, embedding_dim=4, max_iter=1)
+    message = (r"largest id of X, 1000000000000 at sample 0, step 1, would make "
+               r"an embedding table of 1000000000001 rows .* only 4 distinct ids")
+    with pytest.raises(ValueError, match=message):
+        est.fit(X, [0, 1])
+    with pytest.raises(ValueError, match=message):
+        est.partial_fit(X, [0, 1], classes=[0, 1])
+    assert not hasattr(est, "embedding_")
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_large_tables_are_accepted_when_the_ids_fill_them():
+    """Up to 2**20 rows whatever the data (a vocabulary of a million tokens,
+    fitted on a few documents); beyond, at most 10 rows per distinct id."""
+    est = LSTMClassifier(1, embedding_dim=1, max_iter=1, batch_size=2**17)
+    est.fit([np.array([5, 2**20 - 1]), np.array([2])], [0, 1])
+    assert est.embedding_.shape == (2**20, 1)
+    n_distinct = 2**20 // 10 + 2
+    X = np.arange(1, n_distinct + 1).reshape(-1, 1) * 10 - 9  # 1, 11, 21, ...
+    X = np.hstack([X, X[::-1]])
+    est.fit(X, np.arange(len(X)) % 2)
+    assert est.embedding_.shape == (n_distinct * 10 - 8, 1)  # 2**20 + 6 rows
+    with pytest.raises(ValueError, match="only 104859 distinct ids"):
+        est.fit(X * 2, np.arange(len(X)) % 2)

@@ -241,11 +241,32 @@ def test_token_pattern_with_one_group():
 # ----------------------------------------------------------------- max_length
 def test_max_length_keeps_the_first_tokens():
     vectorizer = TextSequenceVectorizer(max_length=2).fit(COLOURS)
-    # The vocabulary still comes from every token.
-    assert vectorizer.vocabulary_ == COLOUR_IDS
-    Xt = vectorizer.transform(COLOURS + ["purple red blue", "red", ""])
+    # The vocabulary comes from the first two tokens of each document: red blue,
+    # green red, blue green: 2 each, alphabetical. yellow, read only third, is
+    # unknown.
+    assert vectorizer.vocabulary_ == {"blue": 2, "green": 3, "red": 4}
+    Xt = vectorizer.transform(COLOURS + ["purple red blue", "yellow", ""])
     # Unknown tokens take a step too.
-    assert_sequences_equal(Xt, [[2, 3], [4, 2], [3, 4], [1, 2], [2], [1]])
+    assert_sequences_equal(Xt, [[4, 2], [3, 4], [2, 3], [1, 4], [1], [1]])
+
+
+def test_max_length_every_id_of_the_vocabulary_is_read_in_fit():
+    """A Pipeline's estimator fits on fit_transform's ids: every token of the
+    vocabulary must be among them, or a model with an embedding has rows it
+    never trained (and no row at all for the largest ids it never saw)."""
+    vectorizer = TextSequenceVectorizer(max_length=3)
+    Xt = vectorizer.fit_transform(FRUITS)
+    ids = np.unique(np.concatenate(Xt))
+    assert_array_equal(ids[ids > 1], np.arange(2, len(vectorizer.vocabulary_) + 2))
+    pipe = make_pipeline(
+        TextSequenceVectorizer(max_length=3),
+        LSTMClassifier(2, embedding_dim=2, max_iter=1, random_state=0),
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        pipe.fit(FRUITS, [0, 1, 0, 1, 0])
+    # fig and grape come fourth only: unknown, and no error in predict.
+    assert pipe.predict(["fig grape elder"]).shape == (1,)
 
 
 # ---------------------------------------------------------- inverse_transform
