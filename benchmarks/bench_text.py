@@ -19,10 +19,12 @@ to a vocabulary), and random labels.
 
 Ours runs with ``n_jobs=-1`` (every mini-batch shared with a helper process per
 further core) and with the default ``n_jobs=None`` (one process, BLAS on all
-cores). With token ids our computation runs in float64 (the estimators have no
-float32 path for ids); PyTorch runs in float32 as users run it, and with
-``--float64`` in float64 too, for the comparison at equal precision. PyTorch
-uses as many threads as this process may use cores.
+cores), on the ids given as float32, so that it computes in float32 as PyTorch
+does by default (integer ids train in float64, as
+``TextSequenceVectorizer(dtype=np.float32)`` gives float32 ids). With
+``--float64``, both also run in float64 (ours on integer ids, with
+``n_jobs=-1``), for the comparison at equal precision. PyTorch uses as many
+threads as this process may use cores.
 
 How: each configuration runs in a fresh worker process of its own (as in
 ``bench_speed.py``); each gets a 1-epoch warm-up, then fits of ``--epochs``
@@ -34,8 +36,7 @@ ours / torch float32 (above 1: we are slower).
 one thread, the way each share of ``n_jobs=-1`` runs): the embedding's gather,
 the whole forward pass, the backward pass, the table's gradient
 (``_embedding_grad``, inside the backward pass) and Adam on all parameters, in
-float64 and, with the same weights cast, in float32 (what a float32 path for
-ids would take).
+float64 and, with the same weights cast, in float32.
 
 Run from the repository root::
 
@@ -91,10 +92,12 @@ OURS = "ours n_jobs=-1"
 OURS_SERIAL = "ours n_jobs=None"
 TORCH = "torch float32"
 TORCH_F64 = "torch float64"
+OURS_F64 = "ours n_jobs=-1 float64"
 CONFIGS = {
-    OURS: ("ours", "float64", -1),
-    OURS_SERIAL: ("ours", "float64", None),
+    OURS: ("ours", "float32", -1),
+    OURS_SERIAL: ("ours", "float32", None),
     TORCH: ("torch", "float32", None),
+    OURS_F64: ("ours", "float64", -1),
     TORCH_F64: ("torch", "float64", None),
 }
 MAX_GRAD_NORM = 5.0
@@ -180,6 +183,9 @@ def serve(spec):
         y = torch.from_numpy(y.reshape(-1, 1)).to(getattr(torch, dtype))
         fit = partial(fit_torch, torch, X, y, w, dtype=dtype)
     else:
+        # Ids given as float32 train in float32 (as TextSequenceVectorizer(
+        # dtype=np.float32) gives them); integer ids in float64.
+        X = X.astype(np.float32) if dtype == "float32" else X
         fit = partial(fit_ours, X, y, w, n_jobs=n_jobs)
     for line in sys.stdin:
         epochs = json.loads(line)["epochs"]
@@ -222,9 +228,9 @@ def measure(workload, configs, epochs, repeats, pause):
 def profile(w, rounds=20):
     """Print the best milliseconds of each part of our mini-batch, and its share
     of the batch: gather, forward, backward (table's gradient included), the
-    table's gradient alone, Adam on all parameters; in float64, as a fit on ids
-    runs, and with the same weights in float32 (the engine runs in the table's
-    dtype), what a float32 path for ids would take."""
+    table's gradient alone, Adam on all parameters; in float64 (integer ids) and
+    with the same weights in float32 (float32 ids; the engine runs in the
+    table's dtype)."""
     from threadpoolctl import threadpool_limits
 
     X, y = make_data(w)
@@ -293,14 +299,15 @@ def main(argv=None):
     parser.add_argument("--profile", action="store_true",
                         help="also time the parts of our mini-batch")
     parser.add_argument("--float64", action="store_true",
-                        help="also time torch in float64")
+                        help="also time ours and torch in float64")
     parser.add_argument("--_worker", dest="worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker is not None:
         return serve(json.loads(args.worker))
 
     w = QUICK if args.quick else TextWorkload()
-    configs = {k: v for k, v in CONFIGS.items() if args.float64 or k != TORCH_F64}
+    float64 = (TORCH_F64, OURS_F64)
+    configs = {k: v for k, v in CONFIGS.items() if args.float64 or k not in float64}
     try:
         import torch  # noqa: F401
     except ImportError:

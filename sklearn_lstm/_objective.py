@@ -25,6 +25,9 @@ class Sequences(NamedTuple):
 
     values: np.ndarray  # (n_samples, n_timesteps, n_features) or ids (n, T); pad 0
     lengths: np.ndarray | None  # (n_samples,), None when all are n_timesteps
+    # For token ids: the dtype a first fit computes in (float32 when the user
+    # passed the ids as float32, as float32 numbers train in float32).
+    ids_dtype: np.dtype = np.dtype(np.float64)
 
     def __len__(self):
         return self.values.shape[0]
@@ -32,24 +35,29 @@ class Sequences(NamedTuple):
     def take(self, indices):
         """The sequences at ``indices`` (or a slice), cut to their longest member."""
         if self.lengths is None:
-            return Sequences(self.values[indices], None)
+            return Sequences(self.values[indices], None, self.ids_dtype)
         lengths = self.lengths[indices]
         longest = int(lengths.max())
         values = self.values[indices, :longest]
-        return Sequences(values, None if (lengths == longest).all() else lengths)
+        lengths = None if (lengths == longest).all() else lengths
+        return Sequences(values, lengths, self.ids_dtype)
 
     @property
     def dtype(self):
-        """The dtype of the computation: the values' own, float64 for token ids."""
+        """The dtype of the computation: the values' own, ``ids_dtype`` for token
+        ids."""
         if self.values.dtype.kind == "f":
             return self.values.dtype
-        return np.dtype(np.float64)
+        return np.dtype(self.ids_dtype)
 
     def astype(self, dtype):
-        """Float values cast to ``dtype``; token ids stay integers."""
+        """Float values cast to ``dtype``; token ids stay integers, computed in
+        ``dtype``."""
         if self.values.dtype.kind != "f":
-            return self
-        return Sequences(self.values.astype(dtype, copy=False), self.lengths)
+            return Sequences(self.values, self.lengths, np.dtype(dtype))
+        return Sequences(
+            self.values.astype(dtype, copy=False), self.lengths, self.ids_dtype
+        )
 
 
 class Batch(NamedTuple):

@@ -195,6 +195,9 @@ def validate_token_ids(estimator, X, *, reset, n_tokens=None):
     sequences : Sequences
         ``values`` of shape (n_samples, n_timesteps), int64, 0 at padding steps,
         and ``lengths`` (n_samples,) or None when every sequence has n_timesteps.
+        Its ``ids_dtype``, the dtype a first fit computes in, is float32 when X
+        holds float32 ids (every sequence of a list), as float32 numbers train
+        in float32; float64 otherwise.
     """
     if is_ragged(X):
         rows = [np.asarray(seq) for seq in X]
@@ -204,6 +207,7 @@ def validate_token_ids(estimator, X, *, reset, n_tokens=None):
                     f"X[{i}] has shape {row.shape}; with embedding_dim, each sequence "
                     "is a 1D array of token ids, one per time step."
                 )
+        as_float32 = bool(rows) and all(row.dtype == np.float32 for row in rows)
         lengths = np.array([len(row) for row in rows], dtype=np.intp)
         values = np.zeros((len(rows), int(lengths.max(initial=0))), dtype=np.int64)
         for i, row in enumerate(rows):
@@ -216,6 +220,7 @@ def validate_token_ids(estimator, X, *, reset, n_tokens=None):
                 "(n_samples, n_timesteps) padded with trailing zeros, or a list of 1D "
                 f"arrays; got an array of shape {values.shape}."
             )
+        as_float32 = values.dtype == np.float32
         values = _as_ids(values)
         if len(values) == 0:
             raise ValueError("X holds no sequence; at least 1 is required.")
@@ -223,6 +228,13 @@ def validate_token_ids(estimator, X, *, reset, n_tokens=None):
         tokens = np.pad(values != 0, ((0, 0), (1, 0)), constant_values=True)
         # Each sequence runs up to its last nonzero id (0 steps if it has none).
         lengths = n_steps - np.argmax(tokens[:, ::-1], axis=1)
+    if as_float32 and values.max() > _FLOAT32_EXACT:
+        i, t = np.argwhere(values > _FLOAT32_EXACT)[0]
+        raise ValueError(
+            f"X holds the id {values[i, t]} at sample {i}, step {t} as float32, "
+            f"which holds integers exactly only up to {_FLOAT32_EXACT}: pass the "
+            "ids as integers."
+        )
     empty = np.flatnonzero(lengths == 0)
     if len(empty):
         raise ValueError(
@@ -254,7 +266,12 @@ def validate_token_ids(estimator, X, *, reset, n_tokens=None):
             del estimator.feature_names_in_
     if (lengths == values.shape[1]).all():
         lengths = None
-    return Sequences(values, lengths)
+    ids_dtype = np.dtype(np.float32 if as_float32 else np.float64)
+    return Sequences(values, lengths, ids_dtype)
+
+
+#: Float32 holds every integer up to 2**24 exactly, and not all beyond.
+_FLOAT32_EXACT = 2**24
 
 
 def _check_table_rows(values, valid):

@@ -268,3 +268,28 @@ def test_large_tables_are_accepted_when_the_ids_fill_them():
     assert est.embedding_.shape == (n_distinct * 10 - 8, 1)  # 2**20 + 6 rows
     with pytest.raises(ValueError, match="only 104859 distinct ids"):
         est.fit(X * 2, np.arange(len(X)) % 2)
+
+
+# ------------------------------------------------------------- float32 ids
+def test_float32_ids_train_in_float32():
+    """Ids given as float32 (a float32 array, or a list of float32 arrays, as
+    TextSequenceVectorizer(dtype=np.float32) gives) train in float32, as float32
+    numbers do; predictions then follow the float64 fit to float32 precision."""
+    rng = np.random.RandomState(0)
+    ids = rng.randint(1, 30, size=(80, 12))
+    y = (ids[:, :3] > 15).sum(axis=1) % 2
+    params = dict(embedding_dim=4, max_iter=5, random_state=0, pooling="mean")
+    fitted64 = LSTMClassifier(8, **params).fit(ids, y)
+    for X32 in [ids.astype(np.float32), [row.astype(np.float32) for row in ids]]:
+        fitted32 = LSTMClassifier(8, **params).fit(X32, y)
+        assert fitted32.embedding_.dtype == np.float32
+        assert all(a.dtype == np.float32 for a in fitted32.lstm_coefs_[0].values())
+        proba = fitted32.predict_proba(ids)  # integer ids at predict: the model's dtype
+        assert proba.dtype == np.float32
+        np.testing.assert_allclose(proba, fitted64.predict_proba(ids), atol=1e-4)
+
+
+def test_float32_ids_beyond_exact_integers():
+    X = np.array([[1, 2**24 + 2]], dtype=np.float32)
+    with pytest.raises(ValueError, match="as float32, which holds integers exactly"):
+        LSTMClassifier(4, embedding_dim=2).fit(X, [0])

@@ -147,6 +147,18 @@ def test_dtype():
     assert_sequences_equal(Xt, [[2, 3, 2], [4, 2], [3, 4, 5]], dtype=np.int32)
     Xt = TextSequenceVectorizer(dtype="uint8").fit_transform(COLOURS)
     assert_sequences_equal(Xt, [[2, 3, 2], [4, 2], [3, 4, 5]], dtype=np.uint8)
+    vectorizer = TextSequenceVectorizer(dtype=np.float32).fit(COLOURS)
+    Xt = vectorizer.transform(COLOURS)
+    assert_sequences_equal(Xt, [[2, 3, 2], [4, 2], [3, 4, 5]], dtype=np.float32)
+    assert vectorizer.inverse_transform(Xt) == [
+        ["red", "blue", "red"], ["green", "red"], ["blue", "green", "yellow"]
+    ]
+
+
+@pytest.mark.parametrize("dtype", [np.float16, "complex64", "U1"])
+def test_dtype_that_is_not_an_id_type(dtype):
+    with pytest.raises(ValueError, match="dtype must be an integer dtype"):
+        TextSequenceVectorizer(dtype=dtype).fit(COLOURS)
 
 
 # ------------------------------------- vocabulary selection, as CountVectorizer
@@ -305,7 +317,7 @@ def test_inverse_transform_unknown_tokens_and_padding():
         ),
         ([[2, -1]], ValueError, "Sequence 0 holds the id -1 at step 1"),
         (
-            [[2.0, 3.0]],
+            [[2.5, 3.0]],
             TypeError,
             "Sequence 0 has dtype float64; token ids must be integers.",
         ),
@@ -470,18 +482,18 @@ def test_callable_analyzer_bad_output(tokens, message):
             r"of the 3 documents, fewer than min_df=0.9 \(2.7\)",
         ),
         (
-            {"dtype": np.float64},
+            {"dtype": np.float16},
             COLOURS,
-            "dtype must be an integer dtype, such as "
-            "np.int64 or np.int32; got <class 'numpy.float64'>.",
+            "dtype must be an integer dtype, such as np.int64 or np.int32, or "
+            "np.float32 or np.float64; got <class 'numpy.float16'>.",
         ),
         ({"dtype": bool}, COLOURS, "dtype must be an integer dtype"),
         ({"dtype": "nonsense"}, COLOURS, "dtype must be an integer dtype"),
         (
             {"dtype": np.int8},
             [" ".join(f"w{i:03d}" for i in range(127))],
-            "dtype int8 cannot hold the largest id, 128; use a wider integer dtype or "
-            "a lower max_features.",
+            "dtype int8 cannot hold the largest id, 128, exactly; use a wider dtype "
+            "or a lower max_features.",
         ),
         (
             {"token_pattern": "("},
