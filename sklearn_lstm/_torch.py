@@ -121,7 +121,9 @@ def _make_lstm_net():
             for module in self._modules_in_order():
                 h, (h_n, _) = module(h)
             if self.pooling == "last":  # h_n: forward at the last step, backward at 0
-                top = torch.cat([h_n[-2], h_n[-1]], dim=1) if self.bidirectional else h_n[-1]
+                top = h_n[-1]
+                if self.bidirectional:
+                    top = torch.cat([h_n[-2], h_n[-1]], dim=1)
                 return self.linear(top)
             out, _ = pad_packed_sequence(h, batch_first=True, total_length=n_steps)
             if self.pooling == "none":

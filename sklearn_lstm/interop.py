@@ -7,21 +7,19 @@ outputs of a fitted :class:`~sklearn_lstm.LSTMRegressor` or
 fitted estimator, which predicts, scores, pickles, clones (its ``init`` holds the
 weights read) and trains on with ``partial_fit`` or ``warm_start``.
 
-The weights map one to one, and in both directions a round trip gives back the
-very same bits:
+The weights map one to one (ours: PyTorch; Keras 3), and in both directions a
+round trip gives back the very same bits:
 
-=====================================  =================================  ==========================
-ours                                   PyTorch                            Keras 3
-=====================================  =================================  ==========================
-``embedding_``                         ``nn.Embedding.weight``            ``Embedding`` embeddings
-``lstm_coefs_[l]["kernel"]``           ``weight_ih_l{k}.T``               ``LSTM`` kernel
-``lstm_coefs_[l]["recurrent_kernel"]``  ``weight_hh_l{k}.T``               ``LSTM`` recurrent_kernel
-``lstm_coefs_[l]["bias"]``             ``bias_ih_l{k} + bias_hh_l{k}``    ``LSTM`` bias
-``coefs_[0]``, ``intercepts_[0]``      ``nn.Linear.weight.T``, ``.bias``  ``Dense`` kernel, bias
-=====================================  =================================  ==========================
+- ``embedding_``: ``nn.Embedding.weight``; ``Embedding``'s embeddings;
+- ``lstm_coefs_[l]["kernel"]``: ``weight_ih_l{k}.T``; ``LSTM``'s kernel;
+- ``lstm_coefs_[l]["recurrent_kernel"]``: ``weight_hh_l{k}.T``; its
+  recurrent_kernel;
+- ``lstm_coefs_[l]["bias"]``: ``bias_ih_l{k} + bias_hh_l{k}``; its bias;
+- ``coefs_[0]``, ``intercepts_[0]``: ``nn.Linear``'s ``weight.T`` and ``bias``;
+  ``Dense``'s kernel and bias;
 
-(``*_reverse`` for the backward direction: PyTorch's ``*_reverse`` tensors, the
-backward layer of Keras' ``Bidirectional``.) All three stack the gates
+and ``*_reverse`` for the backward direction: PyTorch's ``*_reverse`` tensors,
+the backward layer of Keras' ``Bidirectional``. All three stack the gates
 ``[input | forget | cell | output]`` and compute the same cell (sigmoid gates,
 tanh cell and output). PyTorch has two LSTM biases where we have one: their
 sum is read, and ``to_torch`` puts ours in ``bias_ih`` and zeros in
@@ -274,11 +272,12 @@ def to_torch(estimator):
             put(module.embedding.weight, public["embedding_"])
         for (lstm, k), layer in zip(module.lstm_layers(), public["lstm_coefs_"]):
             for suffix in _DIRECTIONS[: 2 if network.bidirectional else 1]:
-                put(getattr(lstm, f"weight_ih_l{k}{suffix}"), layer["kernel" + suffix].T)
-                put(getattr(lstm, f"weight_hh_l{k}{suffix}"),
+                name = f"l{k}{suffix}"
+                put(getattr(lstm, "weight_ih_" + name), layer["kernel" + suffix].T)
+                put(getattr(lstm, "weight_hh_" + name),
                     layer["recurrent_kernel" + suffix].T)
-                put(getattr(lstm, f"bias_ih_l{k}{suffix}"), layer["bias" + suffix])
-                getattr(lstm, f"bias_hh_l{k}{suffix}").zero_()
+                put(getattr(lstm, "bias_ih_" + name), layer["bias" + suffix])
+                getattr(lstm, "bias_hh_" + name).zero_()
         put(module.linear.weight, public["coefs_"][0].T)
         put(module.linear.bias, public["intercepts_"][0])
     return module.eval()
@@ -421,13 +420,15 @@ def from_torch(parts, *, estimator, classes=None):
         for k in range(m.num_layers):
             layer = {}
             for suffix in _DIRECTIONS[: 2 if m.bidirectional else 1]:
-                def weight(kind):
-                    return _torch_array(getattr(m, f"{kind}_l{k}{suffix}"), torch)
-
-                layer["kernel" + suffix] = weight("weight_ih").T
-                layer["recurrent_kernel" + suffix] = weight("weight_hh").T
+                weight = {
+                    kind: _torch_array(getattr(m, f"{kind}_l{k}{suffix}"), torch)
+                    for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+                    if m.bias or kind.startswith("weight")
+                }
+                layer["kernel" + suffix] = weight["weight_ih"].T
+                layer["recurrent_kernel" + suffix] = weight["weight_hh"].T
                 if m.bias:
-                    layer["bias" + suffix] = weight("bias_ih") + weight("bias_hh")
+                    layer["bias" + suffix] = weight["bias_ih"] + weight["bias_hh"]
                 else:
                     layer["bias" + suffix] = np.zeros(4 * m.hidden_size,
                                                       layer["kernel"].dtype)
@@ -680,7 +681,10 @@ def from_keras(model, *, estimator, classes=None):
         )
     weights = [np.array(w, copy=True) for w in dense.get_weights()]
     coef = weights[0]
-    intercept = weights[1] if config["use_bias"] else np.zeros(coef.shape[1], coef.dtype)
+    if config["use_bias"]:
+        intercept = weights[1]
+    else:
+        intercept = np.zeros(coef.shape[1], coef.dtype)
     n_outputs = coef.shape[1]
     if activation == "sigmoid" and n_outputs != 1 or (
         activation == "softmax" and n_outputs == 1
