@@ -229,8 +229,9 @@ def to_torch(estimator):
         is ``module(X, lengths=None)``:
 
         - ``X``: a tensor (N, T, n_features) padded with trailing all-NaN
-          steps (the estimator's own padding), or token ids (N, T) padded with
-          trailing zeros for a model with ``embedding_dim``;
+          steps (the estimator's own padding; a model fitted on 2D X, one
+          feature per step, reads ``X[:, :, None]``), or token ids (N, T)
+          padded with trailing zeros for a model with ``embedding_dim``;
         - ``lengths``: the valid steps of each sequence (N,), read from the
           padding when None; steps beyond them are never read (packed
           sequences).
