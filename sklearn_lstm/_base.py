@@ -109,6 +109,87 @@ def _interrupt_after_batch():
         signal.signal(signal.SIGINT, previous)
 
 
+#: The keys of ``init``: the fitted attributes holding the weights.
+_INIT_KEYS = ("embedding_", "lstm_coefs_", "coefs_", "intercepts_")
+
+
+def _init_table_rows(table, n_needed):
+    """The rows of ``init["embedding_"]``, checked to cover the ids of X (which
+    need ``n_needed`` rows)."""
+    shape = np.shape(table)
+    if len(shape) != 2:
+        raise ValueError(
+            "init['embedding_'] must be a 2D array (n_tokens, embedding_dim), got "
+            f"shape {shape}."
+        )
+    if shape[0] < n_needed:
+        raise ValueError(
+            f"X holds id {n_needed - 1}, but init['embedding_'] has {shape[0]} rows "
+            f"(ids 0 to {shape[0] - 1})."
+        )
+    return shape[0]
+
+
+def _initial_params(network, params, init):
+    """``params`` with copies of the arrays that ``init`` holds in place of the
+    drawn ones, in the dtype of ``params``: the user's arrays are never written
+    to, nor become the live weights."""
+    unknown = sorted(map(repr, set(init) - set(_INIT_KEYS)))
+    if unknown:
+        raise ValueError(
+            f"init has unknown key(s) {', '.join(unknown)}; its keys are among "
+            f"{list(_INIT_KEYS)}, the fitted attributes holding the weights."
+        )
+    if "embedding_" in init and network.embedding is None:
+        raise ValueError(
+            "init has an embedding_ table, but embedding_dim is None: this model "
+            "reads features, not token ids."
+        )
+    for name in _INIT_KEYS[1:]:
+        if name in init and not isinstance(init[name], (list, tuple)):
+            raise TypeError(
+                f"init['{name}'] must be a list, like the fitted attribute {name}; "
+                f"got {type(init[name]).__name__}."
+            )
+    for k, (layer, arrays) in enumerate(zip(network.lstm, init.get("lstm_coefs_", []))):
+        if not isinstance(arrays, dict):
+            raise TypeError(
+                f"init['lstm_coefs_'][{k}] must be a dict of arrays, like "
+                f"lstm_coefs_[{k}]; got {type(arrays).__name__}."
+            )
+        extra = sorted(set(arrays) - {spec.name for spec in layer.specs})
+        if extra:
+            raise ValueError(
+                f"init['lstm_coefs_'][{k}] has {extra}, which LSTM layer {k} of this "
+                f"model (bidirectional={layer.bidirectional}) has not."
+            )
+    public = network.to_public(params)
+    public.update((name, init[name]) for name in _INIT_KEYS if name in init)
+    try:
+        flat = network.from_public(
+            public["lstm_coefs_"],
+            public["coefs_"],
+            public["intercepts_"],
+            public.get("embedding_"),
+        )
+    except ValueError as exc:
+        raise ValueError(f"init: {exc}") from None
+    dtype = params[0].dtype
+    copies = []
+    for index, array in enumerate(flat):
+        array = np.asarray(array)
+        if array.dtype.kind not in "fiu":
+            raise TypeError(
+                f"init: {network.public_name(index)} must hold numbers, got an "
+                f"array of dtype {array.dtype}."
+            )
+        copies.append(array.astype(dtype))  # a copy, always
+    try:
+        return network.check(copies)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"init: {exc}") from None
+
+
 def _take(X, y, sample_weight, indices):
     """The sequences, targets and weights of the samples ``indices``, per-step
     targets and weights cut to the steps that the sequences keep."""
@@ -158,6 +239,8 @@ class BaseLSTM(BaseEstimator, ABC):
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "recurrent_dropout": [Interval(Real, 0, 1, closed="left")],
         "n_jobs": [Integral, None],
+        "init": [dict, None],
+        "frozen": [str, list, tuple, None],
     }
 
     @abstractmethod
@@ -192,6 +275,8 @@ class BaseLSTM(BaseEstimator, ABC):
         dropout,
         recurrent_dropout,
         n_jobs,
+        init,
+        frozen,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.bidirectional = bidirectional
@@ -222,6 +307,8 @@ class BaseLSTM(BaseEstimator, ABC):
         self.dropout = dropout
         self.recurrent_dropout = recurrent_dropout
         self.n_jobs = n_jobs
+        self.init = init
+        self.frozen = frozen
 
     # ------------------------------------------------------------------ weights
     def _layer_sizes(self):
@@ -244,6 +331,9 @@ class BaseLSTM(BaseEstimator, ABC):
         embedding = None
         if self.embedding_dim is not None:
             n_tokens = max(2, int(X.values.max()) + 1)
+            table = (self.init or {}).get("embedding_")
+            if table is not None:  # the starting table sets the vocabulary
+                n_tokens = _init_table_rows(table, n_tokens)
             embedding = (n_tokens, self.embedding_dim)
         return Network.stack(
             X.values.shape[2] if embedding is None else None,
@@ -255,15 +345,25 @@ class BaseLSTM(BaseEstimator, ABC):
         )
 
     def _initialize(self, X, n_outputs, dtype):
-        """Draw fresh weights from ``self._random_state`` and reset the records."""
-        self._network = self._make_network(X, n_outputs)
-        params = self._network.init(self._random_state, dtype)
-        public = self._network.to_public(params)
+        """Draw fresh weights from ``self._random_state`` (or copy those of
+        ``init``) and reset the records."""
+        network = self._make_network(X, n_outputs)
+        # Drawn even when init replaces them, so that random_state's later draws
+        # (shuffling, dropout) are the same with and without init.
+        params = network.init(self._random_state, dtype)
+        if self.init is not None:
+            params = _initial_params(network, params, self.init)
+        self._set_network(network, params)
+
+    def _set_network(self, network, params):
+        """Make ``params`` of ``network`` the live weights, as if just initialised."""
+        self._network = network
+        public = network.to_public(params)
         if "embedding_" not in public and hasattr(self, "embedding_"):
             del self.embedding_  # a refit without embedding must not keep it
         for name, value in public.items():
             setattr(self, name, value)
-        self.n_outputs_ = n_outputs
+        self.n_outputs_ = network.n_outputs
         self.n_iter_ = 0
         self.t_ = 0
         self.loss_curve_ = []
@@ -271,6 +371,31 @@ class BaseLSTM(BaseEstimator, ABC):
         self.best_loss_ = None
         self.validation_scores_ = None
         self.best_validation_score_ = None
+
+    def _trainable_indices(self, network):
+        """The flat indices of the parameters that training moves: all but those
+        of the parts that ``frozen`` names."""
+        n_params = len(network.specs)
+        if self.frozen is None:
+            return tuple(range(n_params))
+        names = [self.frozen] if isinstance(self.frozen, str) else list(self.frozen)
+        parts = network.parts()
+        fixed = set()
+        for name in names:
+            if not isinstance(name, str) or name not in parts:
+                raise ValueError(
+                    f"frozen names {name!r}, which is not a part of this model; its "
+                    f"parts are {list(parts)} (\"embedding\" only with "
+                    "embedding_dim)."
+                )
+            fixed.update(parts[name])
+        trainable = tuple(i for i in range(n_params) if i not in fixed)
+        if not trainable:
+            raise ValueError(
+                f"frozen={self.frozen!r} covers every part of the model: nothing is "
+                "left to train."
+            )
+        return trainable
 
     def _params(self):
         """The live parameter arrays, in the network's flat order."""
@@ -513,6 +638,10 @@ class BaseLSTM(BaseEstimator, ABC):
             not self.warm_start and not incremental
         )
         layer_sizes = self._layer_sizes()
+        # The names in frozen, checked before anything changes (a network of the
+        # same layers has the same parts).
+        embedding = None if self.embedding_dim is None else (2, self.embedding_dim)
+        self._trainable_indices(Network.stack(1, layer_sizes, 1, embedding=embedding))
         if not first_pass:
             # Before y is read: its form depends on pooling, and a y fit for the
             # new pooling would fail there with a message that hides the change.
@@ -618,8 +747,18 @@ class BaseLSTM(BaseEstimator, ABC):
         """
         settings = self._optimizer_settings()
         optimizer = self._optimizer
-        if optimizer is None or not isinstance(optimizer, _OPTIMIZERS[self.solver]):
-            self._optimizer = _OPTIMIZERS[self.solver](params, **settings)
+        # The optimizer sees the trainable parameters only: frozen ones get no
+        # update, not even from momentum; a change of frozen restarts it.
+        trainable = self._trainable_indices(self._network)
+        if (
+            optimizer is None
+            or not isinstance(optimizer, _OPTIMIZERS[self.solver])
+            or trainable != getattr(self, "_trainable", None)
+        ):
+            self._trainable = trainable
+            self._optimizer = _OPTIMIZERS[self.solver](
+                [params[i] for i in trainable], **settings
+            )
             return
         if settings["learning_rate_init"] != optimizer.learning_rate_init:
             optimizer.learning_rate = float(settings["learning_rate_init"])
@@ -810,7 +949,11 @@ class BaseLSTM(BaseEstimator, ABC):
         return [batches[k] for k in self._random_state.permutation(len(batches))]
 
     def _step(self, params, grads, loss):
-        """Check, clip and apply one mini-batch's gradients."""
+        """Check, clip and apply one mini-batch's gradients (of the parameters
+        that are not frozen)."""
+        if len(self._trainable) < len(params):
+            params = [params[i] for i in self._trainable]
+            grads = [grads[i] for i in self._trainable]
         squared_norm = _squared_norm(grads)
         # Checked before the update, so the weights stay finite and usable.
         if not np.isfinite(loss + squared_norm):

@@ -188,7 +188,40 @@ _SHARED_PARAMETERS = """hidden_layer_sizes : int or sequence of int, default=(10
         depend on ``n_jobs`` alone; how many processes compute them is capped by
         the cores available and BLAS's thread limit (e.g. inside joblib workers),
         and falls back to this process when helpers cannot run, with the same
-        results. See Notes."""
+        results. See Notes.
+
+    init : dict or None, default=None
+        Starting weights of every fit that is not a warm start (as ``init`` of
+        :class:`~sklearn.cluster.KMeans` or :class:`~sklearn.decomposition.NMF`
+        takes an array): a dict with any of the keys ``"lstm_coefs_"``,
+        ``"coefs_"``, ``"intercepts_"`` and ``"embedding_"``, each in the form of
+        the fitted attribute of that name, e.g. ``{"lstm_coefs_":
+        other.lstm_coefs_, "coefs_": other.coefs_, "intercepts_":
+        other.intercepts_}`` of another fitted model. The weights it holds are
+        copied (into the dtype of the computation) at the start of each fit;
+        those it lacks are drawn as usual, so a pretrained ``"embedding_"`` alone
+        is a valid start (its rows then fix the ids the model reads). As a
+        constructor parameter, it is kept by :func:`~sklearn.base.clone`, so every
+        fit of a :class:`~sklearn.model_selection.GridSearchCV` starts from it.
+        The shapes must be those of the network that the other parameters and
+        the data describe. ``random_state`` still decides the shuffling, the
+        dropout masks and the validation split (the same draws as without
+        ``init``). ``warm_start`` and ``partial_fit`` continue from the current
+        weights instead. :func:`sklearn_lstm.interop.from_torch` and
+        :func:`~sklearn_lstm.interop.from_keras` set it to the weights they
+        read.
+
+    frozen : str, list of str or None, default=None
+        Parts of the network that training leaves bit for bit unchanged (in
+        ``fit``, with ``warm_start``, and in ``partial_fit``): ``"embedding"``,
+        ``"lstm"`` (every LSTM layer), ``"lstm_0"``, ``"lstm_1"``, ... (one
+        layer, counted from the input) and ``"output"`` (the dense layer).
+        Neither their gradient, nor ``alpha``'s penalty, nor the optimizer's
+        momentum moves them, and ``max_grad_norm`` clips the gradient of the
+        other parts only, as PyTorch's ``requires_grad=False``. Typical with
+        ``init``: fine-tune the output layer (``frozen="lstm"``) of a pretrained
+        network, or keep a pretrained embedding (``frozen="embedding"``).
+        Changing ``frozen`` between warm starts restarts the optimizer's state."""
 
 _SHARED_ATTRIBUTES = """loss_ : float
         Mean training loss of the last epoch, L2 penalty included.
@@ -322,6 +355,8 @@ class LSTMRegressor(RegressorMixin, BaseLSTM):
     --------
     LSTMClassifier : LSTM network classifier.
     sklearn.neural_network.MLPRegressor : Feed-forward network on flat features.
+    sklearn_lstm.interop.from_torch : A fitted model from PyTorch modules.
+    sklearn_lstm.interop.to_torch : The fitted network as a PyTorch module.
 
     Notes
     -----
@@ -374,6 +409,8 @@ class LSTMRegressor(RegressorMixin, BaseLSTM):
         dropout=0.0,
         recurrent_dropout=0.0,
         n_jobs=None,
+        init=None,
+        frozen=None,
     ):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes,
@@ -405,6 +442,8 @@ class LSTMRegressor(RegressorMixin, BaseLSTM):
             dropout=dropout,
             recurrent_dropout=recurrent_dropout,
             n_jobs=n_jobs,
+            init=init,
+            frozen=frozen,
         )
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -611,6 +650,8 @@ class LSTMClassifier(ClassifierMixin, BaseLSTM):
     --------
     LSTMRegressor : LSTM network regressor.
     sklearn.neural_network.MLPClassifier : Feed-forward network on flat features.
+    sklearn_lstm.interop.from_torch : A fitted model from PyTorch modules.
+    sklearn_lstm.interop.to_torch : The fitted network as a PyTorch module.
 
     Notes
     -----
@@ -663,6 +704,8 @@ class LSTMClassifier(ClassifierMixin, BaseLSTM):
         dropout=0.0,
         recurrent_dropout=0.0,
         n_jobs=None,
+        init=None,
+        frozen=None,
         class_weight=None,
     ):
         super().__init__(
@@ -695,6 +738,8 @@ class LSTMClassifier(ClassifierMixin, BaseLSTM):
             dropout=dropout,
             recurrent_dropout=recurrent_dropout,
             n_jobs=n_jobs,
+            init=init,
+            frozen=frozen,
         )
         self.class_weight = class_weight
 

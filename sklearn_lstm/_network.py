@@ -224,6 +224,21 @@ class Network:
         """The parameters of each layer, as lists, in the order of ``layers``."""
         return [params[s] for s in self._slices]
 
+    def parts(self):
+        """The flat indices of the parameters of each named part: ``"embedding"``
+        (if any), ``"lstm_0"``, ``"lstm_1"``, ... and ``"lstm"`` (all of them),
+        and ``"output"`` (the dense layer)."""
+        indices = [list(range(s.start, s.stop)) for s in self._slices]
+        parts = {}
+        if self.embedding is not None:
+            parts["embedding"], *indices = indices
+        *lstm, output = indices
+        parts["lstm"] = [i for layer in lstm for i in layer]
+        for k, layer in enumerate(lstm):
+            parts[f"lstm_{k}"] = layer
+        parts["output"] = output
+        return parts
+
     def step_macs(self):
         """Multiply-adds of one sample's step through the LSTM layers (an
         embedding's lookup has none)."""
