@@ -2,6 +2,7 @@
 dependency, PyTorch, Keras, the ONNX export, skops or Dask, when it is
 installed, like the gold tests)."""
 
+import os
 import re
 from pathlib import Path
 
@@ -18,6 +19,8 @@ OPTIONAL = {
     "dask": "dask",
     "distributed": "distributed",
 }
+# Keras 3 runs on PyTorch here (no TensorFlow), as the README's Keras example sets.
+os.environ.setdefault("KERAS_BACKEND", "torch")
 BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
 
 
