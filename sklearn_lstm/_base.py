@@ -55,15 +55,20 @@ _SMALL_PREDICTION = 1024
 _thread_state = threading.local()
 
 
-def _small_workspace(shape):
+def _small_workspace(network, shape):
     """The calling thread's workspace for a small prediction of ``shape``
-    (n_samples, n_timesteps); a fresh one for a larger prediction."""
+    (n_samples, n_timesteps) by ``network``; a fresh one for a larger prediction.
+
+    The thread keeps one workspace, for the last network it predicted with: the
+    views a workspace keeps are laid out for one network's sizes, and another
+    network's arrays of the same total shape would reuse them wrongly.
+    """
     if math.prod(shape) > _SMALL_PREDICTION:
         return Workspace()
-    workspace = getattr(_thread_state, "workspace", None)
-    if workspace is None:
-        workspace = _thread_state.workspace = Workspace()
-    return workspace
+    kept = getattr(_thread_state, "kept", None)
+    if kept is None or kept[0] != network:
+        kept = _thread_state.kept = (network, Workspace())
+    return kept[1]
 
 
 def _squared_norm(arrays):
@@ -436,7 +441,7 @@ class BaseLSTM(BaseEstimator, ABC):
         params = self._check_weights()
         X = X.astype(params[0].dtype)
         if workspace is None:
-            workspace = _small_workspace(X.values.shape[:2])
+            workspace = _small_workspace(self._network, X.values.shape[:2])
         if backend is not None:
             return backend.outputs(self._network, params, X, workspace)
         backend = self._make_backend()

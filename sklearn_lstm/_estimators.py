@@ -69,8 +69,11 @@ _SHARED_PARAMETERS = """hidden_layer_sizes : int or sequence of int, default=(10
         sequence needs a nonzero id. Integral floats are read as ids. The table
         has a row for each id up to the largest seen in the first fit; a larger
         id later (in ``predict``, ``score`` or ``partial_fit``) is an error.
-        Sequences of any length can be predicted, and the computation runs in
-        float64. Dropout applies to the embedded vectors.
+        Sequences of any length can be predicted. The computation runs in
+        float32 when the ids of the first fit come as float32 (an array, or a
+        list of arrays, as ``TextSequenceVectorizer(dtype=np.float32)`` gives
+        them), as for float32 numbers, else in float64. Dropout applies to the
+        embedded vectors.
 
     solver : {"adam", "rmsprop", "sgd"}, default="adam"
         The optimizer of the weights: Adam (Kingma & Ba, as in PyTorch), RMSProp

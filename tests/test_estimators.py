@@ -721,3 +721,20 @@ def test_invscaling_slows_learning_down():
 
     moved_inv, moved_const = moved(inv), moved(constant)
     assert moved_inv < moved_const
+
+
+def test_small_predictions_of_models_that_alternate():
+    """Small predictions reuse a workspace kept by the thread: two models whose
+    work arrays have the same total shape (H + F + 1 = 8 here) must not read each
+    other's views, in either order."""
+    rng = np.random.RandomState(0)
+    X1, X2 = rng.normal(size=(10, 6, 2)), rng.normal(size=(10, 6, 1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        a = LSTMRegressor(5, max_iter=2, random_state=0).fit(X1, X1[:, 0, 0])
+        b = LSTMRegressor((6, 6), max_iter=2, random_state=0).fit(X2, X2[:, 0, 0])
+    expected_a = a.predict(X1[:3])
+    expected_b = b.predict(X2[:3])
+    for _ in range(2):
+        np.testing.assert_array_equal(b.predict(X2[:3]), expected_b)
+        np.testing.assert_array_equal(a.predict(X1[:3]), expected_a)
