@@ -109,3 +109,21 @@ def torch_head(torch, outputs, h_n, lengths, pooling, linear, bidirectional):
     else:
         return linear(outputs)
     return linear(pooled)
+
+
+# ---------------------------------------------------- interop references
+def sigmoid(z):
+    return 1 / (1 + np.exp(-z))
+
+
+def softmax(z):
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def same_weights(a, b):
+    """Whether two estimators' live weights are the same arrays, bit for bit."""
+    pa, pb = a._params(), b._params()
+    return len(pa) == len(pb) and all(
+        x.dtype == y.dtype and np.array_equal(x, y) for x, y in zip(pa, pb)
+    )

@@ -20,6 +20,7 @@ import sys
 
 import numpy as np
 import pytest
+from _gradcheck import same_weights, sigmoid, softmax
 
 from sklearn_lstm import LSTMClassifier, LSTMRegressor
 from sklearn_lstm.interop import from_keras, to_keras
@@ -82,22 +83,6 @@ def keras_reference(model, X):
 def whole_model(model, X):
     """The Keras model on the padded batch (zeros or 0 ids at padding)."""
     return numpy_out(model(np.nan_to_num(X) if X.dtype.kind == "f" else X))
-
-
-def sigmoid(z):
-    return 1 / (1 + np.exp(-z))
-
-
-def softmax(z):
-    e = np.exp(z - z.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
-
-
-def same_weights(a, b):
-    pa, pb = a._params(), b._params()
-    return len(pa) == len(pb) and all(
-        x.dtype == y.dtype and np.array_equal(x, y) for x, y in zip(pa, pb)
-    )
 
 
 def build(kind):

@@ -13,7 +13,7 @@ import sys
 
 import numpy as np
 import pytest
-from _gradcheck import torch_head
+from _gradcheck import same_weights, sigmoid, softmax, torch_head
 from sklearn.base import clone
 
 from sklearn_lstm import LSTMClassifier, LSTMRegressor
@@ -85,22 +85,6 @@ def torch_outputs(embedding, lstms, linear, X, pooling, bidirectional):
         out, _ = pad_packed_sequence(h, batch_first=True, total_length=T)
         return torch_head(torch, out, h_n, lengths.to(F64), pooling, linear,
                           bidirectional).numpy()
-
-
-def sigmoid(z):
-    return 1 / (1 + np.exp(-z))
-
-
-def softmax(z):
-    e = np.exp(z - z.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
-
-
-def same_weights(a, b):
-    pa, pb = a._params(), b._params()
-    return len(pa) == len(pb) and all(
-        x.dtype == y.dtype and np.array_equal(x, y) for x, y in zip(pa, pb)
-    )
 
 
 CASES = [
