@@ -220,7 +220,8 @@ class SequenceStream:
         it was given for a single stream (without the streams' axis)."""
         ids = self._table is not None
         X = np.asarray(X_new)
-        single = X.ndim == (1 if ids else 2)
+        one_stream_ndim = 1 if ids else 2
+        single = X.ndim == one_stream_ndim
         if ids:
             expected = "(n_streams, n_new_steps) token ids, or (n_new_steps,)"
         else:
@@ -228,9 +229,10 @@ class SequenceStream:
                 "(n_streams, n_new_steps, n_features), or (n_new_steps, n_features) "
                 "for a single stream"
             )
-        if X.ndim != (1 if ids else 2) + (not single):
-            raise ValueError(f"X_new must be an array of shape {expected}; got "
-                             f"shape {X.shape}.")
+        if X.ndim not in (one_stream_ndim, one_stream_ndim + 1):
+            raise ValueError(
+                f"X_new must be an array of shape {expected}; got shape {X.shape}."
+            )
         if single:
             if self.n_streams != 1:
                 raise ValueError(
