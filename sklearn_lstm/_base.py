@@ -571,7 +571,7 @@ class BaseLSTM(BaseEstimator, ABC):
         rng = check_random_state(random_state)
         sequences = self._validate_X(X_prefix, reset=False)
         stream = SequenceStream(self, len(sequences.values))
-        steps = stream.generate(
+        steps = stream._generate(
             sequences, int(n_steps), self._next_input(float(temperature), rng)
         )
         if self._network.embedding is None and self._input_ndim == 2:

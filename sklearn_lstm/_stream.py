@@ -118,12 +118,12 @@ class SequenceStream:
             self._hx.append(hx)
             self._c.append(np.zeros((n, H), dtype=dtype))
         D = self._W_out.shape[0]
-        self._pool = None
+        self._pool = self._seen = None
         if self._pooling == "mean":
             self._pool = np.zeros((n, D), dtype=dtype)  # running sum
+            self._seen = np.zeros((n, 1), dtype=dtype)  # steps read by each stream
         elif self._pooling == "max":
             self._pool = np.full((n, D), -np.inf, dtype=dtype)
-        self._seen = np.zeros(n, dtype=dtype)  # steps read by each stream
         self._views = None
         return self
 
@@ -157,7 +157,6 @@ class SequenceStream:
         if active is not None:
             kept = ~active
             saved = [(hx[kept].copy(), c[kept].copy()) for _, hx, c, *_ in views]
-            pool = None if self._pool is None else self._pool[kept].copy()
         dot, tanh, multiply, add = np.dot, np.tanh, np.multiply, np.add
         for k, (M, hx, c, h, inp, z, sig, g, i, f, o, ig, tc) in enumerate(views):
             if k == 0:
@@ -177,21 +176,17 @@ class SequenceStream:
             tanh(c, out=tc)
             multiply(o, tc, out=h)  # h_t = o * tanh(c_t)
         top = views[-1][3]
-        if active is None:
-            self._seen += 1
-        else:
-            self._seen += active
+        if active is not None:
             for (_, hx, c, *_), (hx_kept, c_kept) in zip(views, saved):
                 hx[kept], c[kept] = hx_kept, c_kept
+        # The pooling reads this step only where a stream is active.
+        where = True if active is None else active[:, np.newaxis]
         if self._pooling == "mean":
-            self._pool += top
-            if active is not None:
-                self._pool[kept] = pool
-            return self._pool / self._seen[:, np.newaxis]
+            add(self._seen, 1, out=self._seen, where=where)
+            add(self._pool, top, out=self._pool, where=where)
+            return self._pool / self._seen
         if self._pooling == "max":
-            np.maximum(self._pool, top, out=self._pool)
-            if active is not None:
-                self._pool[kept] = pool
+            np.maximum(self._pool, top, out=self._pool, where=where)
             return self._pool
         return top
 
@@ -223,21 +218,20 @@ class SequenceStream:
         one_stream_ndim = 1 if ids else 2
         single = X.ndim == one_stream_ndim
         if ids:
-            expected = "(n_streams, n_new_steps) token ids, or (n_new_steps,)"
+            every, one = "(n_streams, n_new_steps) token ids", "(n_new_steps,)"
         else:
-            expected = (
-                "(n_streams, n_new_steps, n_features), or (n_new_steps, n_features) "
-                "for a single stream"
-            )
+            every = "(n_streams, n_new_steps, n_features)"
+            one = "(n_new_steps, n_features)"
         if X.ndim not in (one_stream_ndim, one_stream_ndim + 1):
             raise ValueError(
-                f"X_new must be an array of shape {expected}; got shape {X.shape}."
+                f"X_new must be an array of shape {every}, or {one} for a single "
+                f"stream; got shape {X.shape}."
             )
         if single:
             if self.n_streams != 1:
                 raise ValueError(
                     f"This stream reads {self.n_streams} sequences; X_new must be of "
-                    f"shape {expected.split(', or')[0]}, got shape {X.shape}."
+                    f"shape {every}, got shape {X.shape}."
                 )
             X = X[np.newaxis]
         if X.shape[0] != self.n_streams:
@@ -331,12 +325,11 @@ class SequenceStream:
         return self._predict(X_new, self._estimator._probabilities)
 
     # --------------------------------------------------------------- generation
-    def generate(self, sequences, n_steps, next_input):
-        """Read the validated ``sequences`` (ragged or not) from a fresh state,
-        then ``n_steps`` steps more, each one's input being ``next_input(raw)`` of
-        the raw output (n, n_outputs) after the step before. Returns the inputs
-        chosen, stacked along the second axis."""
-        self.reset()
+    def _generate(self, sequences, n_steps, next_input):
+        """Read the validated ``sequences`` (ragged or not), from the streams'
+        first step, then ``n_steps`` steps more, each one's input being
+        ``next_input(raw)`` of the raw output (n, n_outputs) after the step
+        before. Returns the inputs chosen, stacked along the second axis."""
         raw = self._raw(self._advance(sequences.values, sequences.lengths)[-1])
         chosen = []
         for step in range(n_steps):
