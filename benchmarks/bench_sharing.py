@@ -5,7 +5,7 @@ with ``n_jobs=None`` and with ``n_jobs=-1``, each in a fresh worker process of i
 own, repeats interleaved, best kept:
 
 1. on a quiet machine: seconds per epoch, and CPU seconds per epoch of the whole
-   fit (this process with its BLAS threads, plus its helper processes);
+   fit (this process, plus its helper processes);
 2. next to one busy process (a Python loop that never sleeps, started before the
    fits and ended after them): seconds per epoch.
 
@@ -141,7 +141,7 @@ def main():
         print(f"| {w} | {n_wall:.4f} | {s_wall:.4f} | {s_wall / n_wall:.2f} "
               f"| {n_cpu:.4f} | {s_cpu:.4f} | {s_cpu / n_cpu:.2f} "
               f"| {b_none:.4f} | {b_shared:.4f} | {b_shared / b_none:.2f} |")
-    print("\nCPU time counts this process (with its BLAS threads) and its helpers. "
+    print("\nCPU time counts this process and its helpers. "
           f"Load average at end: {'/'.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

@@ -6,16 +6,15 @@ What is measured, through the public estimator ``LSTMRegressor`` on one side and
 float32, the same batch size, shuffled mini-batches). Ours runs with two values
 of its ``n_jobs`` parameter:
 
-* ``n_jobs=None`` (the default): everything in the calling process, the matrix
-  products on as many threads as BLAS uses (all the cores), the element-wise
-  work on one core;
+* ``n_jobs=None`` (the default): everything in the calling process, on one core
+  (BLAS on one thread, so that results do not depend on the machine);
 * ``n_jobs=-1``: every mini-batch is cut into as many shares as the process may
   use cores. When a share is large enough (``MIN_SHARE_MACS`` multiply-adds in
   its forward products; see ``sklearn_lstm/_processes.py``), this process
   computes one share and helper processes the others, each on its own core with
   BLAS on one thread, and the gradients are added; below that, the calling
-  process computes the shares one after the other, BLAS on one thread too (an
-  int ``n_jobs`` always does). Which happens on each workload is printed under
+  process computes the shares one after the other, BLAS on one thread too (our
+  estimators always do). Which happens on each workload is printed under
   the training table.
 
 Torch runs on all the cores (``torch.set_num_threads(n_cores)``).
@@ -187,7 +186,7 @@ SWEEP_H = (16, 32, 64, 128, 256)
 # The configurations timed on each workload: name -> (library, dtype, n_jobs).
 # n_jobs=-1 shares each mini-batch among the cores (helper processes, when the
 # shares are large enough); None, the default, computes it in the calling process
-# with BLAS on all its threads. torch ignores n_jobs.
+# on one core. torch ignores n_jobs.
 OURS = "ours n_jobs=-1"
 OURS_SERIAL = "ours n_jobs=None"
 TORCH = "torch"

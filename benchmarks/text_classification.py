@@ -182,7 +182,7 @@ def main(argv=None):
                         help="a corpus (repeatable); default: all")
     parser.add_argument("--n-jobs", type=int, default=1,
                         help="n_jobs of the LSTMClassifier (default 1: the same "
-                        "result on any machine with the same BLAS)")
+                        "result on any machine with the same NumPy)")
     parser.add_argument("--explore", action="store_true",
                         help="single fits of variants of the pipeline instead")
     args = parser.parse_args(argv)

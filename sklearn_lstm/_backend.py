@@ -9,26 +9,34 @@ An estimator asks its backend two things: the loss and gradients of a mini-batch
 * a prediction is cut into chunks of samples of similar lengths, sized by the
   data, the network and ``n_shares``; each sample's output comes from its chunk.
 
-:class:`SerialBackend` computes every share in the calling thread, BLAS using
-its threads: the backend of ``n_jobs=None``. For an int ``n_jobs``, the process
-backend (``_processes``) hands shares to helper processes, or computes them here
-whenever a helper cannot, every share with BLAS on one thread, so that who
-computes a share never changes its result: for given parameters, a fit and its
-predictions are the same bit for bit whether helpers ran or not, and whatever
-BLAS's thread limits. (BLAS cuts a product among its threads in ways that can
-change the last bits of its sums.)
+:class:`SerialBackend` computes every share in the calling thread: the
+backend of ``n_jobs=None``. For an int ``n_jobs``, the process backend
+(``_processes``) hands shares to helper processes, or computes them here
+whenever a helper cannot. Both run every share with BLAS on one thread (see
+:func:`blas_on_one_thread`), so that neither who computes a share nor how many
+threads BLAS may use changes its result: for given parameters, a fit and its
+predictions are the same bit for bit whether helpers ran or not, in a joblib
+worker (whose BLAS joblib limits) or not. (A BLAS cuts a product among its
+threads in ways that change the last bits of its sums: OpenBLAS does for float64
+products of a few hundred rows, and training grows those bits.)
 
 Nothing here imports scikit-learn: the helper processes load this module.
 """
 
+import ctypes
 import os
+import sys
+import threading
 from contextlib import contextmanager
 
 import numpy as np
 
 from ._objective import share_loss_grad, share_outputs
 
-__all__ = ["SerialBackend", "effective_n_jobs", "make_backend"]
+__all__ = [
+    "SerialBackend", "blas_on_one_thread", "blas_threads", "effective_n_jobs",
+    "make_backend",
+]
 
 #: Prediction works on chunks of samples whose activations stay near this size,
 #: however many samples are passed.
@@ -70,10 +78,93 @@ def effective_n_jobs(n_jobs):
     return n_jobs
 
 
+# --------------------------------------------------------------- BLAS threads
+_blas_lock = threading.Lock()
+_blas_users = 0
+_blas_limiter = None
+_blas_controller = None
+_blas_modules = None  # len(sys.modules) when _blas_controller was made
+_local_counts = []  # (setter, OpenBLAS's count) before the first user
+
+
+def _blas():
+    """threadpoolctl's controller of the BLAS libraries loaded in this process.
+
+    Making one scans the loaded libraries (about 3 ms); it is made again only
+    after an import, the way new libraries come in.
+    """
+    global _blas_controller, _blas_modules
+    if _blas_controller is None or _blas_modules != len(sys.modules):
+        from threadpoolctl import ThreadpoolController
+
+        _blas_modules = len(sys.modules)
+        _blas_controller = ThreadpoolController().select(user_api="blas")
+    return _blas_controller
+
+
+def blas_threads():
+    """The fewest threads any BLAS loaded in this process may use now."""
+    counts = [lib["num_threads"] for lib in _blas().info()]
+    return min(counts) if counts else usable_cores()
+
+
+_setters = (None, [])  # a controller, and the setters of its libraries
+
+
+def _local_setters():
+    """OpenBLAS's ``openblas_set_num_threads_local`` of each OpenBLAS loaded
+    (0.3.27 and later): it sets the threads of the calling thread's BLAS calls
+    and returns the count before."""
+    global _setters
+    controller = _blas()
+    if _setters[0] is controller:
+        return _setters[1]
+    setters = []
+    for lib in controller.lib_controllers:
+        setter = getattr(getattr(lib, "dynlib", None),
+                         "openblas_set_num_threads_local", None)
+        if lib.internal_api == "openblas" and setter is not None:
+            setter.argtypes, setter.restype = [ctypes.c_int], ctypes.c_int
+            setters.append(setter)
+    _setters = (controller, setters)
+    return setters
+
+
+@contextmanager
+def blas_on_one_thread():
+    """BLAS on one thread during a fit or a prediction (about 15 us).
+
+    The limit is counted across threads: set when the first fit or prediction
+    starts, put back when the last one ends. threadpoolctl's limit does not reach
+    every thread in every OpenBLAS (0.3.31 ignores it when set from a thread other
+    than the main one), so OpenBLAS's ``openblas_set_num_threads_local`` is also
+    called where it exists: by each thread that starts one, so that the thread
+    runs on one thread whether that count is its own or the process's.
+    """
+    global _blas_users, _blas_limiter, _local_counts
+    with _blas_lock:
+        setters = _local_setters()
+        before = [setter(1) for setter in setters]
+        if _blas_users == 0:
+            _local_counts = list(zip(setters, before))
+            _blas_limiter = _blas().limit(limits=1)
+        _blas_users += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0:
+                _blas_limiter.restore_original_limits()
+                _blas_limiter = None
+                for setter, count in _local_counts:
+                    setter(count)
+
+
 def make_backend(n_jobs):
-    """The backend of an estimator with this ``n_jobs``: serial, BLAS using its
-    threads, for None; else ``n_jobs`` shares, each computed with BLAS on one
-    thread, by helper processes when they can run and are worth it."""
+    """The backend of an estimator with this ``n_jobs``: serial for None; else
+    ``n_jobs`` shares, computed by helper processes when they can run and are
+    worth it."""
     if n_jobs is None:
         return SerialBackend()
     from ._processes import ProcessBackend
@@ -95,12 +186,14 @@ class SerialBackend:
 
     @contextmanager
     def session(self, network, kind, n_samples, n_steps):
-        """Hold what the backend needs for a fit or a prediction.
+        """Hold what the backend needs for a fit or a prediction: here, BLAS on
+        one thread (see the module docstring).
 
         ``kind`` is ``"fit"`` (``n_samples`` the mini-batch size) or ``"predict"``
         (``n_samples`` the samples to predict); ``n_steps`` the longest sequence.
         """
-        yield self
+        with blas_on_one_thread():
+            yield self
 
     # -------------------------------------------------------------- training
     def shares(self, n_samples):

@@ -26,7 +26,7 @@ from sklearn.utils.validation import (
 )
 
 from . import _processes  # noqa: F401  (reads the helpers' sources with the package)
-from ._backend import SerialBackend, make_backend
+from ._backend import SerialBackend, blas_on_one_thread, make_backend
 from ._engine import Workspace
 from ._network import POOLINGS, Network
 from ._objective import Batch, Sequences
@@ -354,8 +354,11 @@ class BaseLSTM(BaseEstimator, ABC):
         ``init``) and reset the records."""
         network = self._make_network(X, n_outputs)
         # Drawn even when init replaces them, so that random_state's later draws
-        # (shuffling, dropout) are the same with and without init.
-        params = network.init(self._random_state, dtype)
+        # (shuffling, dropout) are the same with and without init. The QR of
+        # the orthogonal draws runs with BLAS on one thread, as the fit does:
+        # threads round it differently.
+        with blas_on_one_thread():
+            params = network.init(self._random_state, dtype)
         if self.init is not None:
             params = _initial_params(network, params, self.init)
         self._set_network(network, params)

@@ -110,12 +110,11 @@ _SHARED_PARAMETERS = """hidden_layer_sizes : int or sequence of int, default=(10
 
     random_state : int, RandomState instance or None, default=None
         Decides the initial weights, the shuffling, the dropout masks and the
-        validation split. Pass an int for reproducible results across calls. With
-        an int ``n_jobs`` too, they are the same bit for bit for given parameters
-        and data whether helper processes ran or not, whatever the joblib backend
-        of a search, BLAS's thread limits or other fits running in other threads;
-        with ``n_jobs=None``, BLAS's thread count (lower in joblib's workers) can
-        change their last bits.
+        validation split. Pass an int for reproducible results across calls: for
+        given parameters and data they are the same bit for bit whether helper
+        processes ran or not, whatever the joblib backend of a search, BLAS's
+        thread limits or other fits running in other threads (every computation
+        runs with BLAS on one thread: see ``n_jobs``).
 
     tol : float, default=1e-4
         Training stops when the loss (or the validation score, with
@@ -182,9 +181,9 @@ _SHARED_PARAMETERS = """hidden_layer_sizes : int or sequence of int, default=(10
     n_jobs : int or None, default=None
         Into how many shares each mini-batch (and each large prediction) is cut,
         to be computed in parallel by this process and helper processes, each
-        with BLAS on one thread. None means one share computed in the calling
-        thread with BLAS on the threads it may use; no process is ever started
-        with None or 1. ``-1`` means as many shares as the cores this process may
+        with BLAS on one thread. None means 1: one share computed in the calling
+        thread, also with BLAS on one thread; no process is ever started with
+        None or 1. ``-1`` means as many shares as the cores this process may
         use
         (so its results depend on the machine: pass an int to reproduce them
         elsewhere). The shares, and the order in which their gradients are added,
@@ -323,11 +322,13 @@ _NOTES = """The network reads each sequence step by step::
     zero except the forget gate's, set to 1.
 
     Cores: with the default ``n_jobs=None``, a fit or a prediction runs in the
-    calling thread, BLAS using the threads it may use. With ``n_jobs=k``, each
-    mini-batch is cut into ``k`` interleaved shares whose losses and gradients
-    are added in the order of the shares, each computed with BLAS on one thread
-    (this process's BLAS is held to one thread meanwhile, and given back its
-    limit afterwards); when a mini-batch is large enough (and on POSIX systems),
+    calling thread. With ``n_jobs=k``, each mini-batch is cut into ``k``
+    interleaved shares whose losses and gradients are added in the order of the
+    shares. Either way every share is computed with BLAS on one thread (this
+    process's BLAS is held to one thread meanwhile, and given back its limit
+    afterwards): a BLAS cuts a product among its threads in ways that change the
+    last bits of its sums, so results would otherwise depend on the machine and
+    on joblib's limits in a search; when a mini-batch is large enough (and on POSIX systems),
     this process computes one share and helper processes the others. Helpers are fresh,
     isolated Python processes (``python -I``) that run the engine this process
     loaded and NumPy only; they start with the first fit or prediction that

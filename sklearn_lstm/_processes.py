@@ -32,8 +32,8 @@ The helpers:
 * exit when this process closes their socket (or dies), and by themselves after
   :data:`IDLE_SECONDS` without work.
 
-While helpers compute, BLAS in this process runs on one thread; the limit is
-counted across threads and restored when the last shared computation ends.
+As in :class:`~._backend.SerialBackend`, BLAS in this process runs on one thread
+during a session (``_backend.blas_on_one_thread``).
 """
 
 import atexit
@@ -56,7 +56,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._backend import OPS, SerialBackend, usable_cores
+from ._backend import OPS, SerialBackend, blas_on_one_thread, blas_threads, usable_cores
 from ._engine import Workspace
 from ._warnings import warn_user
 
@@ -688,54 +688,6 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=lambda: RUNTIME._after_fork())
 
 
-# --------------------------------------------------------------- BLAS threads
-_blas_lock = threading.Lock()
-_blas_users = 0
-_blas_limiter = None
-_blas_controller = None
-_blas_modules = None  # len(sys.modules) when _blas_controller was made
-
-
-def _blas():
-    """threadpoolctl's controller of the BLAS libraries loaded in this process.
-
-    Making one scans the loaded libraries (about 3 ms); it is made again only
-    after an import, the way new libraries come in.
-    """
-    global _blas_controller, _blas_modules
-    if _blas_controller is None or _blas_modules != len(sys.modules):
-        from threadpoolctl import ThreadpoolController
-
-        _blas_modules = len(sys.modules)
-        _blas_controller = ThreadpoolController().select(user_api="blas")
-    return _blas_controller
-
-
-def blas_threads():
-    """The fewest threads any BLAS loaded in this process may use now."""
-    counts = [lib["num_threads"] for lib in _blas().info()]
-    return min(counts) if counts else usable_cores()
-
-
-@contextmanager
-def _blas_on_one_thread():
-    """BLAS on one thread during a shared computation, counted across threads:
-    the limits of before come back when the last one ends."""
-    global _blas_users, _blas_limiter
-    with _blas_lock:
-        if _blas_users == 0:
-            _blas_limiter = _blas().limit(limits=1)
-        _blas_users += 1
-    try:
-        yield
-    finally:
-        with _blas_lock:
-            _blas_users -= 1
-            if _blas_users == 0:
-                _blas_limiter.restore_original_limits()
-                _blas_limiter = None
-
-
 # -------------------------------------------------------------- the backend
 class ProcessBackend(SerialBackend):
     """Shares computed by this process and helper processes together.
@@ -785,12 +737,12 @@ class ProcessBackend(SerialBackend):
         # the last bits of its sums, and a share's result must not depend on
         # who computed it.
         if not helpers:
-            with _blas_on_one_thread():
+            with blas_on_one_thread():
                 yield self
             return
         self._helpers, self._slowest = list(helpers), 0.0
         try:
-            with _blas_on_one_thread():
+            with blas_on_one_thread():
                 yield self
         finally:
             # Those lost meanwhile are ended already.

@@ -592,21 +592,66 @@ def test_n_jobs_results_do_not_depend_on_helpers(warm, cls):
     min([lib["num_threads"] for lib in threadpool_info()] or [1]) < 2,
     reason="BLAS runs on one thread here anyway",
 )
-@pytest.mark.parametrize("n_jobs", [1, 2])
-def test_int_n_jobs_results_do_not_depend_on_blas_threads(n_jobs):
-    # 64 features and 16 units: the products of the backward pass have 81
-    # columns, which two BLAS threads cut unevenly, and the last bits of their
-    # sums change with the cut (n_jobs=None lets them).
+@pytest.mark.parametrize("n_jobs", [None, 1, 2])
+@pytest.mark.parametrize("size", ["wide inputs", "wide layer"])
+def test_results_do_not_depend_on_blas_threads(n_jobs, size):
+    # What GridSearchCV's loky workers (BLAS on one thread) and this process give.
+    # Wide inputs: with 64 features and 16 units, the products of the backward
+    # pass have 81 columns, which two BLAS threads cut unevenly, and the last
+    # bits of their sums change with the cut. A wide layer: OpenBLAS's threaded
+    # float64 product of the backward pass (170 x 680 by 680 x 64) rounds
+    # differently; so do its dot products of 10^5 entries (the norm for gradient
+    # clipping, the L2 penalty).
     rng = np.random.RandomState(0)
-    X = rng.normal(size=(96, 12, 64))
+    if size == "wide inputs":
+        X = rng.normal(size=(96, 12, 64))
+        params = {"hidden_layer_sizes": 16}
+    else:
+        X = rng.normal(size=(128, 12, 2))
+        params = {"hidden_layer_sizes": 170, "alpha": 1e-2, "max_grad_norm": 1e-3}
     y = X[:, :, 0].sum(axis=1)
-    params = {**FIT, "hidden_layer_sizes": 16, "max_iter": 2, "n_jobs": n_jobs}
+    params = {**FIT, **params, "max_iter": 2, "n_jobs": n_jobs}
     with recording():
         free = LSTMRegressor(**params).fit(X, y)
         with threadpool_limits(limits=1):
             limited = LSTMRegressor(**params).fit(X, y)
     assert_same(model_arrays(limited), model_arrays(free))
     assert_same(free.predict(X), limited.predict(X))
+
+
+@pytest.mark.skipif(
+    min([lib["num_threads"] for lib in threadpool_info()] or [1]) < 2,
+    reason="BLAS runs on one thread here anyway",
+)
+def test_default_fits_in_other_threads_give_the_same_model():
+    # GridSearchCV's threading backend: fits in threads started for them, two at
+    # once. OpenBLAS 0.3.31 does not apply threadpoolctl's limit set from such a
+    # thread; the wide layer makes its threaded products round differently.
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(128, 12, 2))
+    y = X[:, :, 0].sum(axis=1)
+    params = {**FIT, "hidden_layer_sizes": 170, "max_iter": 2, "n_jobs": None}
+    rates = (1e-3, 1e-2)
+    with recording():
+        expected = [model_arrays(LSTMRegressor(**params, learning_rate_init=rate)
+                                 .fit(X, y)) for rate in rates]
+        models = [None, None]
+
+        def fit(i):
+            est = LSTMRegressor(**params, learning_rate_init=rates[i])
+            models[i] = model_arrays(est.fit(X, y))
+
+        for concurrent in (False, True):
+            threads = [threading.Thread(target=fit, args=(i,)) for i in range(2)]
+            for thread in threads:
+                thread.start()
+                if not concurrent:
+                    thread.join()
+            for thread in threads:
+                thread.join()
+            for got, want in zip(models, expected):
+                assert_same(got, want)
+    assert blas_threads() >= 2  # the limits of before are back
 
 
 @requires_helpers
@@ -650,7 +695,7 @@ def fingerprint(est, X, y):
 
 @requires_helpers
 @requires_proc
-@pytest.mark.parametrize("n_jobs", [1, 2])
+@pytest.mark.parametrize("n_jobs", [None, 1, 2])
 def test_grid_search_scores_do_not_depend_on_joblib(warm, n_jobs):
     X, y = regression()
     est = LSTMRegressor(**{**FIT, "max_iter": 2}, n_jobs=n_jobs)
