@@ -18,7 +18,8 @@ for ids 1 to 4999 (1 being the unknown token, the most frequent, as in text cut
 to a vocabulary), and random labels.
 
 Ours runs with ``n_jobs=-1`` (every mini-batch shared with a helper process per
-further core) and with the default ``n_jobs=None`` (one process, one core), on the ids given as float32, so that it computes in float32 as PyTorch
+further core) and with the default ``n_jobs=None`` (one process, one core), on
+the ids given as float32, so that it computes in float32 as PyTorch
 does by default (integer ids train in float64, as
 ``TextSequenceVectorizer(dtype=np.float32)`` gives float32 ids). With
 ``--float64``, both also run in float64 (ours on integer ids, with

@@ -328,8 +328,9 @@ _NOTES = """The network reads each sequence step by step::
     process's BLAS is held to one thread meanwhile, and given back its limit
     afterwards): a BLAS cuts a product among its threads in ways that change the
     last bits of its sums, so results would otherwise depend on the machine and
-    on joblib's limits in a search; when a mini-batch is large enough (and on POSIX systems),
-    this process computes one share and helper processes the others. Helpers are fresh,
+    on joblib's limits in a search; when a mini-batch is large enough (and on
+    POSIX systems), this process computes one share and helper processes the
+    others. Helpers are fresh,
     isolated Python processes (``python -I``) that run the engine this process
     loaded and NumPy only; they start with the first fit or prediction that
     needs them, are never pinned to cores, and exit after 45 s without work or
