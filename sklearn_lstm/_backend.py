@@ -85,6 +85,7 @@ _blas_limiter = None
 _blas_controller = None
 _blas_modules = None  # len(sys.modules) when _blas_controller was made
 _local_counts = []  # (setter, OpenBLAS's count) before the first user
+_threads_before = 1  # blas_threads() before the first user
 
 
 def _blas():
@@ -103,8 +104,17 @@ def _blas():
 
 
 def blas_threads():
-    """The fewest threads any BLAS loaded in this process may use now."""
-    counts = [lib["num_threads"] for lib in _blas().info()]
+    """The fewest threads any BLAS loaded in this process may use, as the user
+    or joblib set them: during a fit or a prediction, the count from before
+    :func:`blas_on_one_thread` held it to one."""
+    with _blas_lock:
+        if _blas_users:
+            return _threads_before
+    return _threads_now()
+
+
+def _threads_now():
+    counts = [lib.num_threads for lib in _blas().lib_controllers]
     return min(counts) if counts else usable_cores()
 
 
@@ -141,11 +151,14 @@ def blas_on_one_thread():
     called where it exists: by each thread that starts one, so that the thread
     runs on one thread whether that count is its own or the process's.
     """
-    global _blas_users, _blas_limiter, _local_counts
+    global _blas_users, _blas_limiter, _local_counts, _threads_before
     with _blas_lock:
+        first = _blas_users == 0
+        if first:
+            _threads_before = _threads_now()
         setters = _local_setters()
         before = [setter(1) for setter in setters]
-        if _blas_users == 0:
+        if first:
             _local_counts = list(zip(setters, before))
             _blas_limiter = _blas().limit(limits=1)
         _blas_users += 1

@@ -28,7 +28,9 @@ The helpers:
 * are never pinned to cores, and never change this process's affinity; a wait
   first polls a count in the memory file for up to a share's time (20 ms at
   most: waking a sleeping process costs from tens of microseconds to
-  milliseconds on the virtual machines measured), then sleeps on the socket;
+  milliseconds on the virtual machines measured), then sleeps on the socket; it
+  does not poll at all while more processes are ready to run than there are
+  cores (the one waited for may be among them);
 * exit when this process closes their socket (or dies), and by themselves after
   :data:`IDLE_SECONDS` without work.
 
@@ -133,10 +135,38 @@ def _send(sock, kind, payload=b""):
 
 
 def _poll(counts, k, value, seconds):
-    """Poll until ``counts[k] >= value`` or ``seconds`` have passed."""
+    """Poll until ``counts[k] >= value`` or ``seconds`` have passed; not at all
+    when more processes are ready to run than there are cores, as the one
+    waited for may be among them and would lose the core we poll on."""
+    if not _cores_to_spare():
+        return
     end = time.monotonic() + seconds
     while counts[k] < value and time.monotonic() < end:
         pass
+
+
+def _open_loadavg():
+    try:
+        return os.open("/proc/loadavg", os.O_RDONLY | os.O_CLOEXEC)
+    except (OSError, AttributeError):  # not Linux
+        return None
+
+
+_LOADAVG = _open_loadavg()
+_CORES = usable_cores()
+
+
+def _cores_to_spare():
+    """Whether no more processes are ready to run than this process may use
+    cores, this one included (Linux's ``/proc/loadavg``, about 2 us); True
+    where that cannot be read."""
+    if _LOADAVG is None:
+        return True
+    try:
+        running = int(os.pread(_LOADAVG, 128, 0).split()[3].split(b"/")[0])
+    except (OSError, ValueError, IndexError):
+        return True
+    return running <= _CORES
 
 
 def _read_exactly(sock, n, deadline=None):

@@ -64,6 +64,7 @@ from sklearn_lstm._processes import (
     RUNTIME,
     HelperRuntime,
     ProcessBackend,
+    _cores_to_spare,
     blas_threads,
 )
 
@@ -999,7 +1000,8 @@ def test_the_fit_leaves_cores_and_blas_alone(warm):
 
     def look():
         seen_cores.append(os.sched_getaffinity(0))
-        seen_blas.append(blas_threads())
+        seen_blas.append(min(lib["num_threads"] for lib in threadpool_info()
+                             if lib["user_api"] == "blas"))
 
     class Watched(LSTMRegressor):
         def _step(self, params, grads, loss):
@@ -1015,6 +1017,22 @@ def test_the_fit_leaves_cores_and_blas_alone(warm):
     assert_blas_limits_as(blas)  # ... and as before afterwards
     for pid in warm:  # helpers are not pinned either
         assert os.sched_getaffinity(pid) == cores
+
+
+@requires_proc
+def test_waits_do_not_poll_while_processes_wait_for_cores():
+    # Polling would take a core from the process waited for (or from another
+    # program): with a busy process on every core, a wait sleeps at once.
+    assert wait_until(_cores_to_spare, 5) is not None  # this process alone
+    loops = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+             for _ in range(usable_cores())]
+    try:
+        assert wait_until(lambda: not _cores_to_spare(), 5) is not None
+    finally:
+        for loop in loops:
+            loop.kill()
+            loop.wait()
+    assert wait_until(_cores_to_spare, 5) is not None
 
 
 # ============================================================ 7. idle helpers
