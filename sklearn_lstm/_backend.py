@@ -123,8 +123,9 @@ _setters = (None, [])  # a controller, and the setters of its libraries
 
 def _local_setters():
     """OpenBLAS's ``openblas_set_num_threads_local`` of each OpenBLAS loaded
-    (0.3.27 and later): it sets the threads of the calling thread's BLAS calls
-    and returns the count before."""
+    (0.3.27 and later), which returns the count before. Its name says the
+    calling thread's count; in NumPy's OpenBLAS 0.3.31 it sets the process's,
+    from any thread (measured), which is why its users are counted."""
     global _setters
     controller = _blas()
     if _setters[0] is controller:
