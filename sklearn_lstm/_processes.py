@@ -153,11 +153,11 @@ def _open_loadavg():
 
 
 _LOADAVG = _open_loadavg()
-_CORES = usable_cores()
+_CORES = os.cpu_count() or 1  # the machine's, as the count it is compared with
 
 
 def _cores_to_spare():
-    """Whether no more processes are ready to run than this process may use
+    """Whether no more processes are ready to run on the machine than it has
     cores, this one included (Linux's ``/proc/loadavg``, about 2 us); True
     where that cannot be read."""
     if _LOADAVG is None:
