@@ -30,7 +30,7 @@ The helpers:
   most: waking a sleeping process costs from tens of microseconds to
   milliseconds on the virtual machines measured), then sleeps on the socket; it
   does not poll at all while more processes are ready to run than there are
-  cores (the one waited for may be among them);
+  cores (the one waited for may be among them; see :data:`BUSY_LOOKS`);
 * exit when this process closes their socket (or dies), and by themselves after
   :data:`IDLE_SECONDS` without work.
 
@@ -156,17 +156,26 @@ _LOADAVG = _open_loadavg()
 _CORES = os.cpu_count() or 1  # the machine's, as the count it is compared with
 
 
+#: Looks in a row that found more processes ready to run than cores before a
+#: wait stops polling: kernel threads make a single look above now and then.
+BUSY_LOOKS = 3
+_busy_looks = 0
+
+
 def _cores_to_spare():
-    """Whether no more processes are ready to run on the machine than it has
-    cores, this one included (Linux's ``/proc/loadavg``, about 2 us); True
-    where that cannot be read."""
+    """False when the last :data:`BUSY_LOOKS` looks (this one included) found
+    more processes ready to run on the machine than it has cores, this one
+    included (Linux's ``/proc/loadavg``, about 2 us); True where that cannot be
+    read."""
+    global _busy_looks
     if _LOADAVG is None:
         return True
     try:
         running = int(os.pread(_LOADAVG, 128, 0).split()[3].split(b"/")[0])
     except (OSError, ValueError, IndexError):
         return True
-    return running <= _CORES
+    _busy_looks = _busy_looks + 1 if running > _CORES else 0
+    return _busy_looks < BUSY_LOOKS
 
 
 def _read_exactly(sock, n, deadline=None):
