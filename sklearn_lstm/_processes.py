@@ -58,7 +58,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._backend import OPS, SerialBackend, blas_on_one_thread, blas_threads, usable_cores
+from ._backend import OPS, SerialBackend, blas_threads, usable_cores
 from ._engine import Workspace
 from ._warnings import warn_user
 
@@ -771,22 +771,16 @@ class ProcessBackend(SerialBackend):
                     "is computed in this process instead, with the same results; "
                     "no helper will start again in this process."
                 )
-        # Every share runs with BLAS on one thread, here as in the helpers, with
-        # helpers or without: how BLAS cuts a product among threads can change
-        # the last bits of its sums, and a share's result must not depend on
-        # who computed it.
-        if not helpers:
-            with blas_on_one_thread():
-                yield self
-            return
-        self._helpers, self._slowest = list(helpers), 0.0
+        # BLAS on one thread here as in the helpers (SerialBackend's session).
+        self._helpers, self._slowest = list(helpers or ()), 0.0
         try:
-            with blas_on_one_thread():
+            with super().session(network, kind, n_samples, n_steps):
                 yield self
         finally:
             # Those lost meanwhile are ended already.
             remaining, self._helpers = self._helpers, []
-            self.runtime.release(remaining)
+            if helpers:
+                self.runtime.release(remaining)
 
     def run(self, tasks, consume, workspace):
         if not self._helpers or len(tasks) == 1:
