@@ -581,6 +581,17 @@ class _Helper:
     def alive(self):
         return self.process.poll() is None
 
+    def disown(self):
+        """In a child forked from this process: close the child's copies of the
+        socket and the memory file, and leave the helper to the parent, which
+        started it and will end it."""
+        self.sock.close()
+        self.memory.release()
+        self.file.close()
+        # Not the child's process: its Popen must neither wait for it nor warn
+        # that it is still running when the child lets go of it.
+        self.process._child_created = False
+
     def close(self, kill=False):
         """End the helper: closing its socket makes it exit; ``kill`` does not
         wait for that (a stopped or hung helper)."""
@@ -643,6 +654,8 @@ class HelperRuntime:
     def _after_fork(self):
         # A forked child must not touch its parent's helpers (nor a lock another
         # thread of the parent held).
+        for helper in self._helpers:
+            helper.disown()
         self._helpers = []
         self._lock = threading.Lock()
         self._pid = os.getpid()

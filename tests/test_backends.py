@@ -1200,6 +1200,69 @@ def test_helpers_exit_when_the_training_process_is_killed(tmp_path):
         assert gone_within(pid, 5) is not None
 
 
+FORKED_CHILD = """
+    import gc, os, pickle, sys, warnings
+    import numpy as np
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn_lstm import LSTMRegressor
+    from sklearn_lstm._processes import RUNTIME
+
+    warnings.simplefilter("always")  # ResourceWarning included
+    warnings.simplefilter("ignore", ConvergenceWarning)
+    with open(sys.argv[1], "rb") as file:
+        X, y, X_predict, params = pickle.load(file)
+
+    def fit():
+        est = LSTMRegressor(**params, n_jobs=2).fit(X, y)
+        return est.predict(X_predict)
+
+    with warnings.catch_warnings(record=True) as caught:
+        first = fit()
+        parents = RUNTIME.pids()
+        pid = os.fork()
+        if pid == 0:  # the child: a fit of its own, then report
+            try:
+                gc.collect()
+                same = np.array_equal(fit(), first)
+                report = (same, RUNTIME.pids(), [str(w.message) for w in caught])
+                RUNTIME.close_all()
+            except BaseException as exc:
+                report = repr(exc)
+            with open(sys.argv[2], "wb") as file:
+                pickle.dump(report, file)
+            os._exit(0)
+        os.waitpid(pid, 0)
+        again = fit()
+    with open(sys.argv[2], "rb") as file:
+        child = pickle.load(file)
+    print(repr((parents, RUNTIME.pids(), np.array_equal(again, first), child,
+                [str(w.message) for w in caught])))
+"""
+
+
+@requires_helpers
+@requires_proc
+def test_a_forked_child_leaves_the_parents_helpers_alone(tmp_path):
+    # multiprocessing's "fork" start method does this: the child gets copies
+    # of the parent's helper objects, which it must neither use nor end.
+    data = dump_data(tmp_path / "data.pkl")
+    result = run_script(FORKED_CHILD, data, tmp_path / "child.pkl")
+    assert result.returncode == 0, result.stderr
+    parents, parents_after, parent_same, child, parent_warnings = eval(
+        result.stdout
+    )
+    assert not isinstance(child, str), child
+    child_same, childs, child_warnings = child
+    assert parents, "no helper took part"
+    assert child_same and parent_same
+    # The child started helpers of its own, and the parent still has its own.
+    assert childs and not set(childs) & set(parents)
+    assert parents_after == parents
+    # Not even a ResourceWarning for the parent's socket, file or process.
+    assert child_warnings == [] and parent_warnings == []
+    assert result.stderr == ""
+
+
 # ====================================================================== 10. Ctrl-C
 @requires_helpers
 @requires_proc
