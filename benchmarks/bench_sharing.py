@@ -13,9 +13,17 @@ What users rely on: a shared fit costs about the CPU time of a one-process fit
 (waiting does not burn much), and a busy machine makes it no slower than one
 process would be.
 
+A third fit on the quiet machine splits the CPU time of ``n_jobs=-1`` into what
+cutting the batches costs and what waiting costs: ``n_jobs=-1`` under
+``threadpoolctl.threadpool_limits(1)``, which allows no helper (see the README),
+so that this process computes the same shares one after the other. Its CPU time
+over ``n_jobs=None``'s is the cost of the shares alone (smaller matrix products
+and the same number of NumPy calls per share as per batch); the shared fit's CPU
+time over it is the cost of handing shares over and waiting for them.
+
 Run from the repository root::
 
-    python benchmarks/bench_sharing.py             # all four workloads, ~3 min
+    python benchmarks/bench_sharing.py             # all four workloads, ~4 min
     python benchmarks/bench_sharing.py --only W1,W2
 """
 
@@ -39,9 +47,10 @@ import json, os, sys, time, warnings
 import numpy as np
 from sklearn_lstm import LSTMRegressor
 from sklearn_lstm._processes import RUNTIME
+from threadpoolctl import threadpool_limits
 
 warnings.simplefilter("ignore")
-n_jobs = json.loads(sys.argv[1])
+n_jobs, here = json.loads(sys.argv[1])  # here: the shares in this process only
 N, T, F, H, B = json.loads(sys.argv[2])
 epochs = int(sys.argv[3])
 rng = np.random.default_rng(0)
@@ -63,9 +72,15 @@ def helpers_cpu():
 
 
 def fit(max_iter):
-    return LSTMRegressor(hidden_layer_sizes=H, batch_size=B, max_iter=max_iter,
-                         tol=0.0, n_iter_no_change=np.inf, random_state=0,
-                         n_jobs=n_jobs).fit(X, y)
+    est = LSTMRegressor(hidden_layer_sizes=H, batch_size=B, max_iter=max_iter,
+                        tol=0.0, n_iter_no_change=np.inf, random_state=0,
+                        n_jobs=n_jobs)
+    if not here:
+        return est.fit(X, y)
+    with threadpool_limits(1):  # BLAS's limit caps the helpers: none
+        est.fit(X, y)
+    assert not RUNTIME.pids()
+    return est
 
 
 fit(1)  # warm-up: imports, first page faults, helpers started
@@ -81,14 +96,15 @@ BUSY = "while True: pass"
 
 
 def measure(workload, settings, repeats, epochs):
-    """Best wall and CPU seconds per epoch of each n_jobs setting."""
+    """Best wall and CPU seconds per epoch of each setting ``(n_jobs, whether
+    the shares are computed in this process only)``."""
     workers = {
         name: subprocess.Popen(
-            [sys.executable, "-c", WORKER, json.dumps(n_jobs),
+            [sys.executable, "-c", WORKER, json.dumps(setting),
              json.dumps(WORKLOADS[workload]), str(epochs)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         )
-        for name, n_jobs in settings.items()
+        for name, setting in settings.items()
     }
     best = {name: [float("inf"), float("inf")] for name in workers}
     try:
@@ -113,7 +129,8 @@ def main():
     parser.add_argument("--epochs", type=int, default=3)
     args = parser.parse_args()
     names = args.only.split(",") if args.only else list(WORKLOADS)
-    settings = {"None": None, "-1": -1}
+    settings = {"None": (None, False), "-1": (-1, False)}
+    here = {"-1 here": (-1, True)}
     print("# n_jobs=-1 against n_jobs=None: time, CPU time, and next to a busy "
           "process\n")
     print(f"command: {' '.join([os.path.basename(sys.executable)] + sys.argv)}")
@@ -122,7 +139,8 @@ def main():
     print(f"{args.epochs} epochs per fit after a 1-epoch warm-up, best of "
           f"{args.repeats} interleaved repeats, float32\n")
 
-    quiet = {w: measure(w, settings, args.repeats, args.epochs) for w in names}
+    quiet = {w: measure(w, {**settings, **here}, args.repeats, args.epochs)
+             for w in names}
     busy_process = subprocess.Popen([sys.executable, "-c", BUSY])
     try:
         time.sleep(0.5)
@@ -141,8 +159,17 @@ def main():
         print(f"| {w} | {n_wall:.4f} | {s_wall:.4f} | {s_wall / n_wall:.2f} "
               f"| {n_cpu:.4f} | {s_cpu:.4f} | {s_cpu / n_cpu:.2f} "
               f"| {b_none:.4f} | {b_shared:.4f} | {b_shared / b_none:.2f} |")
-    print("\nCPU time counts this process and its helpers. "
-          f"Load average at end: {'/'.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print("\nCPU time counts this process and its helpers.\n")
+    print("Where -1's extra CPU time goes (quiet machine): the same shares "
+          "computed here one after the other, no helper")
+    print("| workload | shares here CPU s/epoch | shares here / None CPU "
+          "| -1 / shares here CPU |")
+    print("|---|---:|---:|---:|")
+    for w in names:
+        n_cpu, s_cpu = quiet[w]["None"][1], quiet[w]["-1"][1]
+        h_cpu = quiet[w]["-1 here"][1]
+        print(f"| {w} | {h_cpu:.4f} | {h_cpu / n_cpu:.2f} | {s_cpu / h_cpu:.2f} |")
+    print(f"\nLoad average at end: {'/'.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":
