@@ -24,7 +24,6 @@ Nothing here imports scikit-learn: the helper processes load this module.
 """
 
 import ctypes
-import os
 import sys
 import threading
 from contextlib import contextmanager
@@ -56,10 +55,14 @@ OPS = {"loss_grad": share_loss_grad, "outputs": _outputs}
 
 
 def usable_cores():
-    """How many cores this process may run on."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
+    """How many cores this process may use, counted as joblib counts them for
+    scikit-learn's ``n_jobs=-1``: its CPU affinity, a container's CPU quota
+    (cgroups) and the ``LOKY_MAX_CPU_COUNT`` environment variable, the smallest
+    of them. In a container limited to 2 CPUs on a 64-core host, the affinity
+    alone would say 64."""
+    from joblib import cpu_count  # with scikit-learn; helpers never count
+
+    return cpu_count()
 
 
 def effective_n_jobs(n_jobs):

@@ -453,8 +453,7 @@ def test_serial_prediction_chunks_cover_every_sample_once(ragged):
 
 
 def test_effective_n_jobs():
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
-        os.cpu_count())
+    cores = joblib.cpu_count()  # what n_jobs=-1 means for scikit-learn too
     assert effective_n_jobs(None) == 1
     assert effective_n_jobs(1) == 1
     assert effective_n_jobs(3) == 3
@@ -469,6 +468,39 @@ def test_effective_n_jobs():
     backend = make_backend(2)
     assert isinstance(backend, ProcessBackend) and backend.n_shares == 2
     assert backend.runtime is RUNTIME
+
+
+@requires_proc
+def test_minus_one_counts_cores_as_joblib_does(monkeypatch):
+    # Beside the affinity, joblib counts a container's CPU quota (cgroups) and
+    # LOKY_MAX_CPU_COUNT: the cores a process may use, not the host's.
+    monkeypatch.setenv("LOKY_MAX_CPU_COUNT", "1")
+    assert effective_n_jobs(-1) == 1
+    X, y = regression()
+    params = {**FIT, "max_iter": 2}
+    before, pids = children(), RUNTIME.pids()
+    cpu = settled_cpu_seconds(pids)
+    est = LSTMRegressor(**params, n_jobs=-1).fit(X, y)
+    assert children() <= before and RUNTIME.pids() == pids
+    assert settled_cpu_seconds(pids) - cpu < 0.0005  # no helper computed
+    one = LSTMRegressor(**params, n_jobs=1).fit(X, y)
+    assert_same(model_arrays(est), model_arrays(one))
+
+
+ONE_CORE = """
+    import os
+    from sklearn_lstm._backend import effective_n_jobs
+
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    print(effective_n_jobs(-1))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no affinity")
+def test_minus_one_counts_the_cores_this_process_may_run_on():
+    result = run_script(ONE_CORE)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["1"]
 
 
 # ============================================ 2. helpers compute the same bits
