@@ -799,9 +799,11 @@ class ProcessBackend(SerialBackend):
         if not self._helpers or len(tasks) == 1:
             super().run(tasks, consume, workspace)
             return
-        for first in range(0, len(tasks), len(self._helpers) + 1):
+        first = 0
+        while first < len(tasks):
             # This process takes the first task of each round, each helper one
             # of the others; the results are consumed in the order of the tasks.
+            # Helpers lost in a round take no part in the next ones.
             here, *there = tasks[first : first + len(self._helpers) + 1]
             sent = []
             for helper, task in zip(list(self._helpers), there):
@@ -816,6 +818,7 @@ class ProcessBackend(SerialBackend):
                     result = self.compute(task, workspace)
                     self._slowest = max(self._slowest, time.monotonic() - start)
                 consume(j, result)
+            first += 1 + len(there)
 
     def _submit(self, helper, task):
         try:

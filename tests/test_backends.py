@@ -821,6 +821,36 @@ def test_a_killed_helper_costs_nothing_but_a_warning(warm, reference):
     assert_same(model_arrays(again), reference[0])
 
 
+@requires_helpers
+@requires_proc
+def test_a_helper_lost_in_a_long_prediction_leaves_no_chunk_out(runtime):
+    # Long sequences make chunks of few samples, so a prediction takes several
+    # rounds of this process and the helper; the helper dies in the first.
+    network, params, _ = problem("identity", np.float64, False, False)
+    X = to_predict(np.float64, False, n=600, T=400)
+    n_samples, n_steps = X.values.shape[:2]
+    expected = one_thread("outputs", network, params, X)
+    killed = []
+
+    class Killing(ProcessBackend):
+        def compute(self, task, workspace):
+            if not killed:  # the helper has the round's other chunk
+                (pid,) = self.runtime.pids()
+                os.kill(pid, signal.SIGKILL)
+                assert gone_within(pid, 5) is not None
+                killed.append(pid)
+            return super().compute(task, workspace)
+
+    backend = Killing(2, runtime=runtime)
+    assert len(backend.chunks(network, X)) >= 4  # rounds after the first
+    with recording() as messages:
+        with backend.session(network, "predict", n_samples, n_steps):
+            got = backend.outputs(network, params, X, Workspace())
+    assert killed
+    assert len(messages) == 1 and "a helper process exited" in messages[0]
+    assert_same(got, expected)
+
+
 KILL_WITH_SIGPIPE_DEFAULT = """
     import signal
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # as some programs do
