@@ -31,6 +31,10 @@ The helpers:
   milliseconds on the virtual machines measured), then sleeps on the socket; it
   does not poll at all while more processes are ready to run than there are
   cores (the one waited for may be among them; see :data:`BUSY_LOOKS`);
+* get no shares while other programs keep busy the cores they would need (see
+  :data:`CROWDED_SECONDS`): each mini-batch would wait for a helper that waits
+  for a core, so this process computes those shares itself, one after the
+  other, until a core is free again;
 * exit when this process closes their socket (or dies), and by themselves after
   :data:`IDLE_SECONDS` without work.
 
@@ -161,18 +165,33 @@ _CORES = os.cpu_count() or 1  # the machine's, as the count it is compared with
 BUSY_LOOKS = 3
 _busy_looks = 0
 
+#: Helpers get no shares while the machine has had fewer free cores than they
+#: need for at least this long (and BUSY_LOOKS looks in a row): kernel threads
+#: (rcu_preempt, kdamond) take a core for a moment, in about one look in twenty
+#: during a fit on the 2-core machine measured; a user's busy program for much
+#: longer.
+CROWDED_SECONDS = 0.1
+
+
+def _runnable():
+    """How many threads of the whole machine are ready to run now, this one
+    included (Linux's ``/proc/loadavg``, about 2 us), or None where that cannot
+    be read."""
+    if _LOADAVG is None:
+        return None
+    try:
+        return int(os.pread(_LOADAVG, 128, 0).split()[3].split(b"/")[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
 
 def _cores_to_spare():
     """False when the last :data:`BUSY_LOOKS` looks (this one included) found
     more processes ready to run on the machine than it has cores, this one
-    included (Linux's ``/proc/loadavg``, about 2 us); True where that cannot be
-    read."""
+    included; True where that cannot be read."""
     global _busy_looks
-    if _LOADAVG is None:
-        return True
-    try:
-        running = int(os.pread(_LOADAVG, 128, 0).split()[3].split(b"/")[0])
-    except (OSError, ValueError, IndexError):
+    running = _runnable()
+    if running is None:
         return True
     _busy_looks = _busy_looks + 1 if running > _CORES else 0
     return _busy_looks < BUSY_LOOKS
@@ -468,6 +487,7 @@ class _Helper:
         self._answer = None  # the slots, mapping and views of the last answer
         self.busy = False  # a share was sent and its result not read
         self._sent_at = 0.0
+        self._stat = None  # descriptor of /proc/<pid>/stat, -1 if unreadable
         try:
             # Bounded: a helper that never reads cannot hold up this process.
             self.sock.settimeout(runtime.start_seconds)
@@ -480,6 +500,23 @@ class _Helper:
     @property
     def pid(self):
         return self.process.pid
+
+    def running(self):
+        """Whether the helper is ready to run now (computing or polling), as
+        Linux's ``/proc/<pid>/stat`` says; False where that cannot be read."""
+        if self._stat is None:
+            try:
+                self._stat = os.open(
+                    f"/proc/{self.pid}/stat", os.O_RDONLY | os.O_CLOEXEC
+                )
+            except OSError:
+                self._stat = -1
+        if self._stat < 0:
+            return False
+        try:
+            return os.pread(self._stat, 512, 0).rsplit(b")", 1)[1][1:2] == b"R"
+        except (OSError, IndexError):
+            return False
 
     def wait_ready(self, deadline):
         """Wait for the helper's report; raise HelperLost if it is not right."""
@@ -581,6 +618,11 @@ class _Helper:
     def alive(self):
         return self.process.poll() is None
 
+    def _close_stat(self):
+        if self._stat is not None and self._stat >= 0:
+            os.close(self._stat)
+        self._stat = None
+
     def disown(self):
         """In a child forked from this process: close the child's copies of the
         socket and the memory file, and leave the helper to the parent, which
@@ -588,6 +630,7 @@ class _Helper:
         self.sock.close()
         self.memory.release()
         self.file.close()
+        self._close_stat()
         # Not the child's process: its Popen must neither wait for it nor warn
         # that it is still running when the child lets go of it.
         self.process._child_created = False
@@ -598,6 +641,7 @@ class _Helper:
         self.sock.close()
         self.memory.release()
         self.file.close()
+        self._close_stat()
         if kill:
             self.process.kill()
         try:
@@ -636,6 +680,9 @@ class HelperRuntime:
         self._lock = threading.Lock()
         self._pid = os.getpid()
         self.start_failed = None  # why helpers could not start, once they could not
+        # Looks in a row that found too few free cores for the helpers, since
+        # when (see ProcessBackend.free_helpers).
+        self.crowded = (0, 0.0)
 
     def pids(self):
         """Process ids of the helpers (for tests and diagnostics)."""
@@ -795,8 +842,34 @@ class ProcessBackend(SerialBackend):
             if helpers:
                 self.runtime.release(remaining)
 
+    def free_helpers(self):
+        """The session's helpers that have a core to themselves now: all of
+        them, unless the machine has had fewer free cores than this process,
+        its helpers and the other threads ready to run need, for the last
+        :data:`BUSY_LOOKS` looks and :data:`CROWDED_SECONDS`. Then only those the
+        free cores allow: next to busy processes, the shares of helpers that
+        would wait for a core are faster computed here, one after the other,
+        with the same results."""
+        helpers = self._helpers
+        runnable = _runnable()
+        if not helpers or runnable is None:
+            return helpers
+        others = runnable - 1 - sum(helper.running() for helper in helpers)
+        free = max(0, _CORES - 1 - others)
+        runtime = self.runtime  # the machine's state outlives this session
+        if free >= len(helpers):
+            runtime.crowded = (0, 0.0)
+            return helpers
+        looks, since = runtime.crowded
+        now = time.monotonic()
+        runtime.crowded = (looks + 1, since if looks else now)
+        if looks + 1 < BUSY_LOOKS or now - runtime.crowded[1] < CROWDED_SECONDS:
+            return helpers
+        return helpers[:free]
+
     def run(self, tasks, consume, workspace):
-        if not self._helpers or len(tasks) == 1:
+        helpers = self.free_helpers() if len(tasks) > 1 else []
+        if not helpers:
             super().run(tasks, consume, workspace)
             return
         first = 0
@@ -804,9 +877,10 @@ class ProcessBackend(SerialBackend):
             # This process takes the first task of each round, each helper one
             # of the others; the results are consumed in the order of the tasks.
             # Helpers lost in a round take no part in the next ones.
-            here, *there = tasks[first : first + len(self._helpers) + 1]
+            helpers = [helper for helper in helpers if helper in self._helpers]
+            here, *there = tasks[first : first + len(helpers) + 1]
             sent = []
-            for helper, task in zip(list(self._helpers), there):
+            for helper, task in zip(helpers, there):
                 sent.append((self._submit(helper, task), task))
             start = time.monotonic()
             consume(first, self.compute(here, workspace))

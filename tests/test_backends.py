@@ -58,6 +58,7 @@ from sklearn_lstm._engine import Workspace
 from sklearn_lstm._network import Network
 from sklearn_lstm._objective import Batch, Sequences, share_loss_grad
 from sklearn_lstm._processes import (
+    CROWDED_SECONDS,
     MIN_PREDICT_MACS,
     MIN_SHARE_MACS,
     REPLY_FLOOR_SECONDS,
@@ -1099,6 +1100,45 @@ def test_waits_do_not_poll_while_processes_wait_for_cores():
             loop.kill()
             loop.wait()
     assert wait_until(_cores_to_spare, 5) is not None
+
+
+@requires_helpers
+@requires_proc
+def test_next_to_busy_processes_shares_are_computed_here(warm):
+    # A helper that would wait for a core makes every mini-batch wait for it:
+    # with a busy process on every core, this process computes the shares one
+    # after the other (the same results), the helper sleeps. Kernel threads'
+    # moments do not count: the machine must stay busy for CROWDED_SECONDS.
+    X, y = regression()
+    params = {**FIT, "n_jobs": 2, "max_iter": 100}  # about a second
+    blas = blas_limits()
+    cpu = settled_cpu_seconds(warm)
+    quiet = LSTMRegressor(**params).fit(X, y)
+    helper_cpu = settled_cpu_seconds(warm) - cpu
+    assert helper_cpu > 5 * CROWDED_SECONDS  # on a quiet machine it takes part
+    loops = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+             for _ in range(os.cpu_count())]
+    try:
+        assert wait_until(lambda: not _cores_to_spare(), 5) is not None
+        cpu = settled_cpu_seconds(warm)
+        busy = LSTMRegressor(**params)
+        messages, _ = timed_fit(busy, X, y)
+        busy_cpu = settled_cpu_seconds(warm) - cpu
+    finally:
+        for loop in loops:
+            loop.kill()
+            loop.wait()
+    assert not messages, messages
+    assert busy_cpu < 2 * CROWDED_SECONDS  # shares until it judged, then none
+    assert RUNTIME.pids() == warm
+    assert_blas_limits_as(blas)
+    assert_same(model_arrays(busy), model_arrays(quiet))
+    assert_same(predictions(busy), predictions(quiet))
+    # Once the machine is free again, the helper takes part again.
+    assert wait_until(_cores_to_spare, 5) is not None
+    cpu = settled_cpu_seconds(warm)
+    LSTMRegressor(**params).fit(X, y)
+    assert settled_cpu_seconds(warm) - cpu > helper_cpu / 2
 
 
 # ============================================================ 7. idle helpers
