@@ -7,7 +7,9 @@ own, repeats interleaved, best kept:
 1. on a quiet machine: seconds per epoch, and CPU seconds per epoch of the whole
    fit (this process, plus its helper processes);
 2. next to one busy process (a Python loop that never sleeps, started before the
-   fits and ended after them): seconds per epoch.
+   fits and ended after them): seconds per epoch;
+3. two fits at once, each in a process of its own, both with ``n_jobs=None`` or
+   both with ``n_jobs=-1``: seconds per epoch of the slower.
 
 What users rely on: a shared fit costs about the CPU time of a one-process fit
 (waiting does not burn much), and a busy machine makes it no slower than one
@@ -23,7 +25,7 @@ time over it is the cost of handing shares over and waiting for them.
 
 Run from the repository root::
 
-    python benchmarks/bench_sharing.py             # all four workloads, ~4 min
+    python benchmarks/bench_sharing.py             # all four workloads, ~6 min
     python benchmarks/bench_sharing.py --only W1,W2
 """
 
@@ -95,30 +97,38 @@ for line in sys.stdin:
 BUSY = "while True: pass"
 
 
-def measure(workload, settings, repeats, epochs):
+def measure(workload, settings, repeats, epochs, copies=1):
     """Best wall and CPU seconds per epoch of each setting ``(n_jobs, whether
-    the shares are computed in this process only)``."""
+    the shares are computed in this process only)``; with ``copies``, as many
+    processes fit at once and the slowest counts (CPU: the most)."""
     workers = {
-        name: subprocess.Popen(
-            [sys.executable, "-c", WORKER, json.dumps(setting),
-             json.dumps(WORKLOADS[workload]), str(epochs)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        )
+        name: [
+            subprocess.Popen(
+                [sys.executable, "-c", WORKER, json.dumps(setting),
+                 json.dumps(WORKLOADS[workload]), str(epochs)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            )
+            for _ in range(copies)
+        ]
         for name, setting in settings.items()
     }
     best = {name: [float("inf"), float("inf")] for name in workers}
     try:
         for _ in range(repeats):
-            for name, worker in workers.items():
+            for name, group in workers.items():
                 time.sleep(0.3)  # let the last worker's BLAS threads settle
-                worker.stdin.write("go\n")
-                worker.stdin.flush()
-                wall, cpu = json.loads(worker.stdout.readline())
-                best[name] = [min(best[name][0], wall), min(best[name][1], cpu)]
+                for worker in group:
+                    worker.stdin.write("go\n")
+                    worker.stdin.flush()
+                walls, cpus = zip(*(json.loads(worker.stdout.readline())
+                                    for worker in group))
+                best[name] = [min(best[name][0], max(walls)),
+                              min(best[name][1], max(cpus))]
     finally:
-        for worker in workers.values():
-            worker.stdin.close()
-            worker.wait()
+        for group in workers.values():
+            for worker in group:
+                worker.stdin.close()
+                worker.wait()
     return best
 
 
@@ -141,6 +151,8 @@ def main():
 
     quiet = {w: measure(w, {**settings, **here}, args.repeats, args.epochs)
              for w in names}
+    pairs = {w: measure(w, settings, args.repeats, args.epochs, copies=2)
+             for w in names}
     busy_process = subprocess.Popen([sys.executable, "-c", BUSY])
     try:
         time.sleep(0.5)
@@ -159,8 +171,15 @@ def main():
         print(f"| {w} | {n_wall:.4f} | {s_wall:.4f} | {s_wall / n_wall:.2f} "
               f"| {n_cpu:.4f} | {s_cpu:.4f} | {s_cpu / n_cpu:.2f} "
               f"| {b_none:.4f} | {b_shared:.4f} | {b_shared / b_none:.2f} |")
-    print("\nCPU time counts this process and its helpers.\n")
-    print("Where -1's extra CPU time goes (quiet machine): the same shares "
+    print("\nCPU time counts this process and its helpers.")
+    print("\nTwo fits at once, each in its own process (the same setting in both): "
+          "seconds per epoch of the slower")
+    print("| workload | two None s/epoch | two -1 s/epoch | two -1 / two None |")
+    print("|---|---:|---:|---:|")
+    for w in names:
+        p_none, p_shared = pairs[w]["None"][0], pairs[w]["-1"][0]
+        print(f"| {w} | {p_none:.4f} | {p_shared:.4f} | {p_shared / p_none:.2f} |")
+    print("\nWhere -1's extra CPU time goes (quiet machine): the same shares "
           "computed here one after the other, no helper")
     print("| workload | shares here CPU s/epoch | shares here / None CPU "
           "| -1 / shares here CPU |")
