@@ -22,6 +22,7 @@ check that they did: from the helpers' CPU time (``/proc/<pid>/schedstat``) or f
 the shares this process computed itself.
 """
 
+import ast
 import hashlib
 import os
 import pickle
@@ -1350,8 +1351,8 @@ def test_a_forked_child_leaves_the_parents_helpers_alone(tmp_path):
     data = dump_data(tmp_path / "data.pkl")
     result = run_script(FORKED_CHILD, data, tmp_path / "child.pkl")
     assert result.returncode == 0, result.stderr
-    parents, parents_after, parent_same, child, parent_warnings = eval(
-        result.stdout
+    parents, parents_after, parent_same, child, parent_warnings = (
+        ast.literal_eval(result.stdout)
     )
     assert not isinstance(child, str), child
     child_same, childs, child_warnings = child
