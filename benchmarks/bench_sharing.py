@@ -25,7 +25,7 @@ time over it is the cost of handing shares over and waiting for them.
 
 Run from the repository root::
 
-    python benchmarks/bench_sharing.py             # all four workloads, ~6 min
+    python benchmarks/bench_sharing.py             # all four workloads, ~4 min
     python benchmarks/bench_sharing.py --only W1,W2
 """
 
