@@ -184,13 +184,13 @@ _SHARED_PARAMETERS = """hidden_layer_sizes : int or sequence of int, default=(10
         with BLAS on one thread. None means 1: one share computed in the calling
         thread, also with BLAS on one thread; no process is ever started with
         None or 1. ``-1`` means as many shares as the cores this process may
-        use
-        (so its results depend on the machine: pass an int to reproduce them
-        elsewhere). The shares, and the order in which their gradients are added,
-        depend on ``n_jobs`` alone; how many processes compute them is capped by
-        the cores available and BLAS's thread limit (e.g. inside joblib workers),
-        and falls back to this process when helpers cannot run, with the same
-        results. See Notes.
+        use, counted as joblib counts them (so its results depend on the
+        machine: pass an int to reproduce them elsewhere). The shares, and the
+        order in which their gradients are added, depend on ``n_jobs`` alone;
+        how many processes compute them is capped by the cores available and
+        BLAS's thread limit (e.g. inside joblib workers), and falls back to this
+        process when helpers cannot run or other programs keep the cores busy,
+        with the same results. See Notes.
 
     init : dict or None, default=None
         Starting weights of every fit that is not a warm start (as ``init`` of
@@ -330,14 +330,14 @@ _NOTES = """The network reads each sequence step by step::
     last bits of its sums, so results would otherwise depend on the machine and
     on joblib's limits in a search; when a mini-batch is large enough (and on
     POSIX systems), this process computes one share and helper processes the
-    others. Helpers are fresh,
-    isolated Python processes (``python -I``) that run the engine this process
-    loaded and NumPy only; they start with the first fit or prediction that
-    needs them, are never pinned to cores, and exit after 45 s without work or
-    with this process. A helper that stops answering, dies or cannot start is
-    ended with a warning and its shares are computed here: the result does not
-    change. Two ``n_jobs`` values give results that differ in the order of
-    floating-point sums, a difference that many epochs can grow."""
+    others. Helpers are fresh, isolated Python processes (``python -I``) that
+    run the engine this process loaded and NumPy only; they start with the
+    first fit or prediction that needs them, are never pinned to cores, and
+    exit after 45 s without work or with this process. A helper that stops
+    answering, dies or cannot start is ended with a warning and its shares are
+    computed here: the result does not change. Two ``n_jobs`` values give
+    results that differ in the order of floating-point sums, a difference that
+    many epochs can grow."""
 
 
 class LSTMRegressor(RegressorMixin, BaseLSTM):

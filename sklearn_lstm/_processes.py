@@ -163,7 +163,6 @@ _CORES = os.cpu_count() or 1  # the machine's, as the count it is compared with
 #: Looks in a row that found more processes ready to run than cores before a
 #: wait stops polling: kernel threads make a single look above now and then.
 BUSY_LOOKS = 3
-_busy_looks = 0
 
 #: Helpers get no shares while the machine has had fewer free cores than they
 #: need for at least this long (and BUSY_LOOKS looks in a row): kernel threads
@@ -171,6 +170,30 @@ _busy_looks = 0
 #: during a fit on the 2-core machine measured; a user's busy program for much
 #: longer.
 CROWDED_SECONDS = 0.1
+
+
+class _Streak:
+    """Looks at the machine in a row that found it crowded, and since when."""
+
+    def __init__(self, seconds=0.0):
+        self.seconds = seconds
+        self.looks = 0
+        self.since = 0.0
+
+    def see(self, crowded):
+        """Record one look; whether the last :data:`BUSY_LOOKS` looks, over
+        ``seconds`` at least, all found the machine crowded."""
+        if not crowded:
+            self.looks = 0
+            return False
+        now = time.monotonic()
+        if not self.looks:
+            self.since = now
+        self.looks += 1
+        return self.looks >= BUSY_LOOKS and now - self.since >= self.seconds
+
+
+_busy = _Streak()  # more processes ready to run than cores (see _poll)
 
 
 def _runnable():
@@ -189,12 +212,8 @@ def _cores_to_spare():
     """False when the last :data:`BUSY_LOOKS` looks (this one included) found
     more processes ready to run on the machine than it has cores, this one
     included; True where that cannot be read."""
-    global _busy_looks
     running = _runnable()
-    if running is None:
-        return True
-    _busy_looks = _busy_looks + 1 if running > _CORES else 0
-    return _busy_looks < BUSY_LOOKS
+    return running is None or not _busy.see(running > _CORES)
 
 
 def _read_exactly(sock, n, deadline=None):
@@ -680,9 +699,8 @@ class HelperRuntime:
         self._lock = threading.Lock()
         self._pid = os.getpid()
         self.start_failed = None  # why helpers could not start, once they could not
-        # Looks in a row that found too few free cores for the helpers, since
-        # when (see ProcessBackend.free_helpers).
-        self.crowded = (0, 0.0)
+        # Looks that found too few free cores for the helpers (free_helpers).
+        self.crowded = _Streak(CROWDED_SECONDS)
 
     def pids(self):
         """Process ids of the helpers (for tests and diagnostics)."""
@@ -856,16 +874,10 @@ class ProcessBackend(SerialBackend):
             return helpers
         others = runnable - 1 - sum(helper.running() for helper in helpers)
         free = max(0, _CORES - 1 - others)
-        runtime = self.runtime  # the machine's state outlives this session
-        if free >= len(helpers):
-            runtime.crowded = (0, 0.0)
-            return helpers
-        looks, since = runtime.crowded
-        now = time.monotonic()
-        runtime.crowded = (looks + 1, since if looks else now)
-        if looks + 1 < BUSY_LOOKS or now - runtime.crowded[1] < CROWDED_SECONDS:
-            return helpers
-        return helpers[:free]
+        # The runtime keeps the looks: the machine's state outlives a session.
+        if self.runtime.crowded.see(free < len(helpers)):
+            return helpers[:free]
+        return helpers
 
     def run(self, tasks, consume, workspace):
         helpers = self.free_helpers() if len(tasks) > 1 else []
