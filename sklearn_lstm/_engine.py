@@ -65,6 +65,10 @@ How it is computed (the equations above are the contract; this is only speed):
   the gates' derivative factors after a forward chunk, and after a backward chunk
   the copy of its gate gradients into the operand of the weight gradients, which
   are one large product per span of chunks.
+* Where NumPy's BLAS multiplies small products without packing them (OpenBLAS on
+  AVX-512 processors, up to 100**3 multiply-adds), a step's larger products are
+  cut into the fewest blocks of rows that fit: a fifth to a third faster at the
+  sizes of a mini-batch or its share (``benchmarks/bench_products.py``).
 * Arrays come from a :class:`Workspace` that keeps them from one mini-batch to the
   next.
 * Prediction (no cache) runs a wide batch in blocks of a few hundred samples, each
@@ -206,6 +210,56 @@ def _block_samples(network, itemsize):
     return max(_BLOCK_MIN, _BLOCK_BYTES // (4 * widest * itemsize))
 
 
+#: OpenBLAS's kernels for AVX-512 processors multiply a product of at most
+#: 100**3 multiply-adds (m * k * n) straight from its operands, without packing
+#: them first; above that limit a per-step product of a few dozen samples runs
+#: 20-40% slower per multiply-add (``benchmarks/bench_products.py``). Other
+#: kernels have no such path: there, cut products cost up to 40% more (measured
+#: with ``OPENBLAS_CORETYPE=Haswell``), so they are not cut.
+_SMALL_PRODUCT = 100**3
+_SMALL_PRODUCT_CORES = frozenset({"skylakex", "cooperlake", "sapphirerapids"})
+#: Products cut into blocks of fewer rows than this gain nothing from that path.
+_SMALL_PRODUCT_ROWS = 16
+
+
+@lru_cache(maxsize=1)
+def _small_product():
+    """The size of the products that NumPy's own BLAS multiplies without packing,
+    or 0 where it has no such path.
+
+    NumPy's OpenBLAS is asked for the core it runs on: a symbol of its multiarray
+    module's libraries, so that another BLAS loaded in the process cannot answer,
+    and every process on a machine (a fit's helpers included) answers alike.
+    """
+    import ctypes
+
+    core = getattr(np, "_core", None) or np.core
+    try:
+        library = ctypes.CDLL(core._multiarray_umath.__file__)
+    except (AttributeError, OSError):
+        return 0
+    for prefix in ("", "scipy_"):
+        for suffix in ("", "64_"):
+            corename = getattr(library, f"{prefix}openblas_get_corename{suffix}", None)
+            if corename is not None:
+                corename.restype = ctypes.c_char_p
+                name = (corename() or b"").decode("ascii", "replace").lower()
+                return _SMALL_PRODUCT if name in _SMALL_PRODUCT_CORES else 0
+    return 0
+
+
+def _row_cuts(m, k, n, limit):
+    """Row bounds that cut the product of an (m, k) by a (k, n) matrix into as
+    few near-equal products as fit under ``limit`` multiply-adds each: the whole
+    product when it fits, or when ``limit`` is 0, or when the blocks would have
+    fewer than ``_SMALL_PRODUCT_ROWS`` rows."""
+    rows = limit // (k * n)
+    if rows < _SMALL_PRODUCT_ROWS or rows >= m:
+        return [(0, m)]
+    p = -(-m // rows)
+    return [(i * m // p, (i + 1) * m // p) for i in range(p)]
+
+
 def _layer_forward(
     X_T, W, U, b, mask_x=None, mask_h=None, keep_cache=True, ws=_NoWorkspace, key=""
 ):
@@ -287,13 +341,21 @@ def _layer_forward(
     )
     if keep_cache:
         scratch = ws.empty(key + "D", (C, 3, H, B), dtype)
+    # The product of a step, cut into row blocks small enough for BLAS's fastest
+    # path where it has one (_small_product): None when it is not cut.
+    cuts = _row_cuts(4 * H, H + F + 1, B, _small_product())
+    M_rows = [(a, b, M[a:b]) for a, b in cuts] if len(cuts) > 1 else None
     dot, tanh, multiply, add = np.dot, np.tanh, np.multiply, np.add
     for t0 in range(0, T, C):
         n = min(C, T - t0)
         first = t0 if keep_cache else 0  # the record of step t0
         for t, step in zip(range(t0, t0 + n), steps[first : first + n]):
             z, act, sig, f_i, c_g, p, fc, ig, c, tc, o = step
-            dot(M, columns[t], z)  # z_t, sigmoid rows halved
+            if M_rows is None:
+                dot(M, columns[t], z)  # z_t, sigmoid rows halved
+            else:
+                for a, b, M_ab in M_rows:
+                    dot(M_ab, columns[t], z[a:b])
             tanh(act, act)
             multiply(sig, halves, sig)
             add(sig, halves, sig)  # f, i, o = sigmoid; g = tanh
@@ -412,6 +474,12 @@ def _layer_backward(dHs, cache, need_dX=True, from_above=None, ws=_NoWorkspace, 
     if need_dX:
         W_back = np.ascontiguousarray(_blocks(W, H)[:, ::-1]).reshape(F, 4 * H)
         dX_T = ws.empty(key + "dX", (T, F, B), dtype)
+    # U dz_t and W dz_t cut into row blocks as in the forward pass (None: not cut).
+    limit = _small_product()
+    cuts = _row_cuts(H, 4 * H, B, limit)
+    U_rows = [(a, b, U_back[a:b]) for a, b in cuts] if len(cuts) > 1 else None
+    if need_dX:
+        W_rows = [(a, b, W_back[a:b]) for a, b in _row_cuts(F, 4 * H, B, limit)]
     dot, multiply, add = np.dot, np.multiply, np.add
     for t1 in range(T, 0, -C):
         t0 = max(0, t1 - C)
@@ -424,18 +492,21 @@ def _layer_backward(dHs, cache, need_dX=True, from_above=None, ws=_NoWorkspace, 
             multiply(K_dc[t], dc, by_dc)  # its last slot is f_t * dc_t
             fdc = f_dc
             if t > 0:
-                if from_above is None or from_above[t - 1]:
-                    dot(U_back, dz, dh_prev)
-                    if m_h is not None:
-                        dh_prev *= m_h
-                    dh[t - 1] += dh_prev
+                into = from_above is None or from_above[t - 1]
+                out = dh_prev if into else dh[t - 1]
+                if U_rows is None:
+                    dot(U_back, dz, out)
                 else:
-                    dot(U_back, dz, dh[t - 1])
-                    if m_h is not None:
-                        dh[t - 1] *= m_h
+                    for a, b, U_ab in U_rows:
+                        dot(U_ab, dz, out[a:b])
+                if m_h is not None:
+                    out *= m_h
+                if into:
+                    dh[t - 1] += dh_prev
         n = t1 - t0
         if need_dX:
-            np.matmul(W_back, R_gates[:n], dX_T[t0:t1])  # dx_t = W dz_t
+            for a, b, W_ab in W_rows:  # dx_t = W dz_t
+                np.matmul(W_ab, R_gates[:n], dX_T[t0:t1, a:b])
         s0 = max(0, s1 - span)
         np.copyto(G[:, t0 - s0 : t1 - s0], R_gates[:n].transpose(1, 0, 2))
         if t0 == s0:

@@ -170,6 +170,69 @@ def test_workspace_keeps_views_only_while_unchanged():
     assert workspace.memo("m", (larger, None), make) == 3
 
 
+def cut_products(monkeypatch, limit):
+    """Every per-step product cut into blocks of at most ``limit`` multiply-adds,
+    as on a BLAS with a path for small products (``engine._small_product``)."""
+    monkeypatch.setattr(engine, "_small_product", lambda: limit)
+    monkeypatch.setattr(engine, "_SMALL_PRODUCT_ROWS", 1)
+
+
+@pytest.mark.parametrize("limit", [40, 50, 100, 130])
+@pytest.mark.parametrize("ragged", [False, True], ids=["full", "ragged"])
+@pytest.mark.parametrize("dropout", [False, True], ids=["plain", "dropout"])
+def test_cut_products_change_nothing(monkeypatch, limit, ragged, dropout):
+    """Where BLAS multiplies small products faster, the engine cuts each step's
+    products (the gates' in the forward pass, the recurrence's and the inputs'
+    gradients in the backward pass) into blocks of rows: the outputs and every
+    gradient must be those of whole products."""
+    X, params, kwargs = problem(2, ragged, dropout)
+    whole = run(X, params, **kwargs)
+    cut_products(monkeypatch, limit)
+    H1, H2 = HIDDEN
+    # Really cut: the first layer's gates (4 H1 rows of H1 + F + 1), and one of
+    # the recurrences' gradients (H rows of 4 H) or the second layer's inputs'
+    # gradient (H1 rows of 4 H2).
+    assert len(engine._row_cuts(4 * H1, H1 + F + 1, B, limit)) > 2
+    backward_cuts = [engine._row_cuts(H, 4 * H, B, limit) for H in HIDDEN]
+    backward_cuts.append(engine._row_cuts(H1, 4 * H2, B, limit))
+    assert any(len(cuts) > 1 for cuts in backward_cuts)
+    for a, b in zip(whole, run(X, params, **kwargs)):
+        assert_allclose(b, a, rtol=1e-12, atol=1e-12)
+
+
+def test_cut_gradients_match_central_differences(monkeypatch):
+    X, params, kwargs = problem(3, ragged=True, dropout=True)
+    cut_products(monkeypatch, 50)
+    check_grads_by_central_differences(X, params, np.ones((B, N_OUT)), **kwargs)
+
+
+@pytest.mark.parametrize("m, k, n", [(512, 145, 16), (128, 512, 16), (400, 117, 128),
+                                     (7, 5, 3), (1024, 258, 8)])
+@pytest.mark.parametrize("limit", [1, 100, 10_000, 10**6])
+def test_row_cuts_are_the_fewest_blocks_under_the_limit(monkeypatch, m, k, n, limit):
+    monkeypatch.setattr(engine, "_SMALL_PRODUCT_ROWS", 1)
+    cuts = engine._row_cuts(m, k, n, limit)
+    assert cuts[0][0] == 0 and cuts[-1][1] == m
+    assert all(b0 == a1 for (_, b0), (a1, _) in zip(cuts, cuts[1:]))
+    sizes = [b - a for a, b in cuts]
+    if len(cuts) == 1:  # whole: it fits, or not even one row does
+        assert m * k * n <= limit or k * n > limit
+    else:
+        assert max(sizes) * k * n <= limit
+        assert max(sizes) - min(sizes) <= 1
+        assert -(-m // (len(cuts) - 1)) * k * n > limit  # one block fewer won't do
+    assert engine._row_cuts(m, k, n, 0) == [(0, m)]
+
+
+def test_products_are_not_cut_into_blocks_of_few_rows():
+    limit = 10**6
+    rows = limit // (145 * 16)  # rows of 145 x 16 that fit
+    assert engine._row_cuts(4 * rows, 145, 16, limit) == [
+        (i * rows, (i + 1) * rows) for i in range(4)
+    ]
+    assert engine._row_cuts(512, 145, 16 * rows, limit) == [(0, 512)]  # 1 row
+
+
 def test_chunked_gradients_match_central_differences(monkeypatch):
     X, params, kwargs = problem(1, ragged=True, dropout=True)
     shrink(monkeypatch, 2, 2)

@@ -290,3 +290,38 @@ def test_multiclass_sgd_step_matches_torch():
     check_sgd_step(
         est, X, y, lambda out: torch.nn.functional.cross_entropy(out, target), rng
     )
+
+
+# ------------------------------------------- products as wide as real models'
+def test_wide_layers_match_torch():
+    """Layers of 128 units on 16 samples: the size at which a BLAS with a path
+    for small products (OpenBLAS on AVX-512) has the engine cut each step's
+    products into blocks of rows (``_engine._row_cuts``). Outputs, gradients and
+    one SGD step must match PyTorch's as the small models' do."""
+    import sklearn_lstm._engine as engine
+
+    n, hidden, n_features = 16, (128, 128), 16
+    if engine._small_product():  # this BLAS has the path: the products are cut
+        assert len(engine._row_cuts(512, 128 + n_features + 1, n,
+                                    engine._small_product())) > 1
+        assert len(engine._row_cuts(128, 512, n, engine._small_product())) > 1
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(n, T, n_features))
+    y = rng.normal(size=n)
+    est = LSTMRegressor(hidden_layer_sizes=hidden, alpha=0.0, random_state=0,
+                        max_grad_norm=None, **SGD)
+    est.partial_fit(X, y)
+    params = write_random_weights(est, rng, scale=0.1)
+    net = TorchNet(params)
+    with torch.no_grad():
+        assert_close(est.predict(X), net(X).numpy().ravel(), 1e-10)
+    y_t = torch.tensor(y.reshape(-1, 1), dtype=F64)
+
+    def loss_fn(out):
+        return 0.5 * ((y_t - out) ** 2).sum(1).mean()
+
+    _, t_grads = torch_grads(params, X, loss_fn)
+    out, cache = forward(X, params)
+    assert_grads_close(backward((out - y.reshape(-1, 1)) / n, cache), t_grads, 1e-8,
+                       "engine")
+    check_sgd_step(est, X, y, loss_fn, rng)
