@@ -1111,7 +1111,8 @@ def test_next_to_busy_processes_shares_are_computed_here(warm):
     # after the other (the same results), the helper sleeps. Kernel threads'
     # moments do not count: the machine must stay busy for CROWDED_SECONDS.
     X, y = regression()
-    params = {**FIT, "n_jobs": 2, "max_iter": 100}  # about a second
+    # 120 epochs, about a second and a half: no early end by tol.
+    params = {**FIT, "n_jobs": 2, "max_iter": 120, "n_iter_no_change": 120}
     blas = blas_limits()
     cpu = settled_cpu_seconds(warm)
     quiet = LSTMRegressor(**params).fit(X, y)
