@@ -84,7 +84,7 @@ import numpy as np
 
 from ._network import Network
 
-__all__ = ["Workspace", "forward", "backward", "mask_rows"]
+__all__ = ["Workspace", "blas_core", "forward", "backward", "mask_rows"]
 
 
 class Workspace:
@@ -223,13 +223,13 @@ _SMALL_PRODUCT_ROWS = 16
 
 
 @lru_cache(maxsize=1)
-def _small_product():
-    """The size of the products that NumPy's own BLAS multiplies without packing,
-    or 0 where it has no such path.
+def blas_core():
+    """The processor core whose kernels NumPy's own OpenBLAS runs (e.g.
+    ``"SkylakeX"``, ``"Haswell"``), or ``""`` for another BLAS.
 
-    NumPy's OpenBLAS is asked for the core it runs on: a symbol of its multiarray
-    module's libraries, so that another BLAS loaded in the process cannot answer,
-    and every process on a machine (a fit's helpers included) answers alike.
+    It is asked through a symbol of NumPy's multiarray module's libraries, so
+    that another BLAS loaded in the process cannot answer. OpenBLAS picks the
+    core by processor when it loads, or as ``OPENBLAS_CORETYPE`` says.
     """
     import ctypes
 
@@ -237,15 +237,20 @@ def _small_product():
     try:
         library = ctypes.CDLL(core._multiarray_umath.__file__)
     except (AttributeError, OSError):
-        return 0
+        return ""
     for prefix in ("", "scipy_"):
         for suffix in ("", "64_"):
             corename = getattr(library, f"{prefix}openblas_get_corename{suffix}", None)
             if corename is not None:
                 corename.restype = ctypes.c_char_p
-                name = (corename() or b"").decode("ascii", "replace").lower()
-                return _SMALL_PRODUCT if name in _SMALL_PRODUCT_CORES else 0
-    return 0
+                return (corename() or b"").decode("ascii", "replace")
+    return ""
+
+
+def _small_product():
+    """The size of the products that NumPy's BLAS multiplies without packing,
+    or 0 where it has no such path."""
+    return _SMALL_PRODUCT if blas_core().lower() in _SMALL_PRODUCT_CORES else 0
 
 
 def _row_cuts(m, k, n, limit):

@@ -21,7 +21,7 @@ The helpers:
 * are fresh interpreters started isolated (``python -I``: nothing from the current
   directory, ``PYTHONPATH`` or the user's site runs), in a session of their own
   (Ctrl-C is for this process), that run the source code this process loaded,
-  sent to them when they start, and only with the same NumPy;
+  sent to them when they start, and only with the same NumPy and BLAS kernels;
 * exchange arrays through a memory file of their own and short messages through a
   socket written with ``MSG_NOSIGNAL`` (a helper's death never raises SIGPIPE);
   every wait for one is bounded;
@@ -63,7 +63,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ._backend import OPS, SerialBackend, blas_threads, usable_cores
-from ._engine import Workspace
+from ._engine import Workspace, blas_core
 from ._warnings import warn_user
 
 __all__ = ["HelperRuntime", "ProcessBackend", "RUNTIME"]
@@ -357,8 +357,8 @@ def _flatten_views(obj, out):
 # ------------------------------------------------------------ helper process
 # Runs as ``python -I -c _BOOT socket_fd file_fd``. It receives the package's
 # sources and where NumPy lives, loads them as the package (without its
-# __init__, so without scikit-learn) and reports NumPy's version and the digest of
-# what it runs.
+# __init__, so without scikit-learn) and reports NumPy's version, the digest of
+# what it runs and the kernels of NumPy's BLAS (``_engine.blas_core``).
 _BOOT = r"""
 import signal
 signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -388,7 +388,8 @@ try:
         sys.modules[module.__name__] = module
         setattr(package, name, module)
         exec(compile(source, path, "exec"), module.__dict__)
-    kind, reply = b"R", pickle.dumps((numpy.__version__, digest.hexdigest()))
+    core = sys.modules[code["package"] + "._engine"].blas_core()
+    kind, reply = b"R", pickle.dumps((numpy.__version__, digest.hexdigest(), core))
 except BaseException:
     kind, reply = b"E", traceback.format_exc().encode()
 sock.sendall(header.pack(kind, len(reply)) + reply, socket.MSG_NOSIGNAL)
@@ -547,7 +548,7 @@ class _Helper:
                 "could not load the package's engine:\n"
                 + payload.decode(errors="replace")
             )
-        numpy_version, digest = pickle.loads(payload)
+        numpy_version, digest, core = pickle.loads(payload)
         if numpy_version != np.__version__:
             raise HelperLost(
                 f"loads NumPy {numpy_version} while this process runs NumPy "
@@ -555,6 +556,14 @@ class _Helper:
             )
         if digest != _digest(_SOURCES):
             raise HelperLost("runs code that differs from this process's")
+        if core != blas_core():
+            # Other kernels round otherwise: its shares would not be this
+            # process's bit for bit.
+            raise HelperLost(
+                f"runs NumPy's OpenBLAS on {core or 'no'} kernels while this "
+                f"process runs it on {blas_core() or 'no'} kernels "
+                "(OPENBLAS_CORETYPE changed since this process started?)"
+            )
         self.ready = True
 
     def start_session(self, deadline, network):

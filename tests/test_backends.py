@@ -26,6 +26,7 @@ import ast
 import hashlib
 import os
 import pickle
+import platform
 import re
 import select
 import shutil
@@ -55,7 +56,7 @@ from sklearn_lstm._backend import (
     make_backend,
     usable_cores,
 )
-from sklearn_lstm._engine import Workspace
+from sklearn_lstm._engine import Workspace, blas_core
 from sklearn_lstm._network import Network
 from sklearn_lstm._objective import Batch, Sequences, share_loss_grad
 from sklearn_lstm._processes import (
@@ -1256,6 +1257,34 @@ def test_helpers_run_the_code_this_process_loaded(tmp_path, reference):
     assert first and second and not set(first) & set(second)  # a new helper
     assert_same(after, before)
     assert_same(before, reference[1][0])
+
+
+@requires_helpers
+def test_a_helper_on_other_blas_kernels_is_refused(monkeypatch):
+    # OpenBLAS picks its kernels when it loads: a helper started after
+    # OPENBLAS_CORETYPE changed would round otherwise than this process.
+    core = blas_core()
+    if not core or platform.machine() not in ("x86_64", "AMD64"):
+        pytest.skip("needs NumPy's OpenBLAS on x86-64")
+    other = "Nehalem" if core != "Nehalem" else "Sandybridge"  # any x86-64 runs them
+    network, params, batch = problem("identity", np.float64, True, False)
+    B, T = batch.X.values.shape[:2]
+    expected = one_thread("loss_grad", network, params, batch, "identity")
+    monkeypatch.setenv("OPENBLAS_CORETYPE", other)
+    runtime = HelperRuntime()
+    try:
+        backend = CountingBackend(2, runtime=runtime)
+        with recording() as messages:
+            with backend.session(network, "fit", B, T):
+                got = backend.loss_grad(network, params, batch, "identity",
+                                        Workspace())
+        assert len(messages) == 1, messages
+        assert f"on {other} kernels while this process runs it on {core}" in (
+            messages[0])
+        assert backend.here == 2 and not runtime.pids()
+        assert_same(got, expected)
+    finally:
+        runtime.close_all()
 
 
 # =================================================== 9. what helpers are
