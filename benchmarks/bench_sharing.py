@@ -21,7 +21,9 @@ cutting the batches costs and what waiting costs: ``n_jobs=-1`` under
 so that this process computes the same shares one after the other. Its CPU time
 over ``n_jobs=None``'s is the cost of the shares alone (smaller matrix products
 and the same number of NumPy calls per share as per batch); the shared fit's CPU
-time over it is the cost of handing shares over and waiting for them.
+time over it is the cost of handing shares over and waiting for them, and of
+running on both cores at once: the CPU time of two ``n_jobs=None`` fits at once
+(from 3.) over one's prices the latter alone, whatever the processes compute.
 
 Run from the repository root::
 
@@ -181,13 +183,16 @@ def main():
         print(f"| {w} | {p_none:.4f} | {p_shared:.4f} | {p_shared / p_none:.2f} |")
     print("\nWhere -1's extra CPU time goes (quiet machine): the same shares "
           "computed here one after the other, no helper")
+    print("(both cores busy: two n_jobs=None fits at once, each in its own "
+          "process, against one; the CPU time of the costlier)")
     print("| workload | shares here CPU s/epoch | shares here / None CPU "
-          "| -1 / shares here CPU |")
-    print("|---|---:|---:|---:|")
+          "| -1 / shares here CPU | both cores busy: two None / one None CPU |")
+    print("|---|---:|---:|---:|---:|")
     for w in names:
         n_cpu, s_cpu = quiet[w]["None"][1], quiet[w]["-1"][1]
-        h_cpu = quiet[w]["-1 here"][1]
-        print(f"| {w} | {h_cpu:.4f} | {h_cpu / n_cpu:.2f} | {s_cpu / h_cpu:.2f} |")
+        h_cpu, p_cpu = quiet[w]["-1 here"][1], pairs[w]["None"][1]
+        print(f"| {w} | {h_cpu:.4f} | {h_cpu / n_cpu:.2f} | {s_cpu / h_cpu:.2f} "
+              f"| {p_cpu / n_cpu:.2f} |")
     print(f"\nLoad average at end: {'/'.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
