@@ -251,6 +251,21 @@ class CountingBackend(ProcessBackend):
         return super().compute(task, workspace)
 
 
+def one_batch_of_two_shares(runtime, ragged=True):
+    """Run one batch of two shares in a session of ``runtime``; its result must
+    be serial's bit for bit. Returns the warnings and how many shares this
+    process computed."""
+    network, params, batch = problem("identity", np.float64, ragged, False)
+    B, T = batch.X.values.shape[:2]
+    expected = one_thread("loss_grad", network, params, batch, "identity")
+    backend = CountingBackend(2, runtime=runtime)
+    with recording() as messages:
+        with backend.session(network, "fit", B, T):
+            got = backend.loss_grad(network, params, batch, "identity", Workspace())
+    assert_same(got, expected)
+    return messages, backend.here
+
+
 def assert_same(got, expected):
     """Bitwise equality of a (loss, gradients) pair or of arrays."""
     if isinstance(got, tuple):
@@ -1033,20 +1048,12 @@ def test_helpers_ignore_the_current_directory_and_pythonpath(tmp_path):
 
 @requires_helpers
 def test_a_path_object_in_sys_path_changes_nothing(tmp_path, reference):
-    network, params, batch = problem("identity", np.float64, True, False)
-    B, T = batch.X.values.shape[:2]
-    expected = one_thread("loss_grad", network, params, batch, "identity")
     runtime = HelperRuntime()
     sys.path.insert(0, tmp_path)  # a pathlib.Path, as some programs add
     try:
-        backend = CountingBackend(2, runtime=runtime)
-        with recording() as messages:
-            with backend.session(network, "fit", B, T):
-                got = backend.loss_grad(network, params, batch, "identity",
-                                        Workspace())
+        messages, here = one_batch_of_two_shares(runtime)
         assert not messages
-        assert backend.here == 1 and runtime.pids()
-        assert_same(got, expected)
+        assert here == 1 and runtime.pids()
         # The estimators' runtime, starting a helper now, as well.
         RUNTIME.close_all()
         X, y = regression()
@@ -1151,16 +1158,9 @@ def one_silent_session_with_a_helper(runtime):
     """Run one batch of two shares in a session of ``runtime``: a helper computes
     one, without a warning, and the result is serial's bit for bit. Returns the
     helper's pid."""
-    network, params, batch = problem("identity", np.float64, False, False)
-    B, T = batch.X.values.shape[:2]
-    expected = one_thread("loss_grad", network, params, batch, "identity")
-    backend = CountingBackend(2, runtime=runtime)
-    with recording() as messages:
-        with backend.session(network, "fit", B, T):
-            got = backend.loss_grad(network, params, batch, "identity", Workspace())
+    messages, here = one_batch_of_two_shares(runtime, ragged=False)
     assert not messages
-    assert backend.here == 1  # the helper computed the other share
-    assert_same(got, expected)
+    assert here == 1  # the helper computed the other share
     (pid,) = runtime.pids()
     return pid
 
@@ -1267,22 +1267,14 @@ def test_a_helper_on_other_blas_kernels_is_refused(monkeypatch):
     if not core or platform.machine() not in ("x86_64", "AMD64"):
         pytest.skip("needs NumPy's OpenBLAS on x86-64")
     other = "Nehalem" if core != "Nehalem" else "Sandybridge"  # any x86-64 runs them
-    network, params, batch = problem("identity", np.float64, True, False)
-    B, T = batch.X.values.shape[:2]
-    expected = one_thread("loss_grad", network, params, batch, "identity")
     monkeypatch.setenv("OPENBLAS_CORETYPE", other)
     runtime = HelperRuntime()
     try:
-        backend = CountingBackend(2, runtime=runtime)
-        with recording() as messages:
-            with backend.session(network, "fit", B, T):
-                got = backend.loss_grad(network, params, batch, "identity",
-                                        Workspace())
+        messages, here = one_batch_of_two_shares(runtime)
         assert len(messages) == 1, messages
         assert f"on {other} kernels while this process runs it on {core}" in (
             messages[0])
-        assert backend.here == 2 and not runtime.pids()
-        assert_same(got, expected)
+        assert here == 2 and not runtime.pids()
     finally:
         runtime.close_all()
 
