@@ -25,7 +25,6 @@ Run from the repository root (about 30 s; PyTorch is optional)::
 import argparse
 import platform
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +32,7 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from ab_engine import best_interleaved  # noqa: E402
 from bench_speed import WORKLOADS  # noqa: E402
 
 from sklearn_lstm import _engine as engine  # noqa: E402
@@ -42,17 +42,6 @@ try:
     import torch
 except ImportError:  # the table leaves torch's column empty
     torch = None
-
-
-def best_time(function, reps, rounds):
-    """Best over ``rounds`` of the mean time of ``reps`` calls, in seconds."""
-    best = float("inf")
-    for _ in range(rounds):
-        start = time.perf_counter()
-        for _ in range(reps):
-            function()
-        best = min(best, (time.perf_counter() - start) / reps)
-    return best
 
 
 def products(workload, dtype):
@@ -87,16 +76,13 @@ def time_product(m, k, n, dtype, limit, rng):
             np.dot(A_ab, X, out_ab)
 
     reps = max(20, int(3e7 / (m * k * n)))
-    times = {}
-    for _ in range(3):  # interleaved, best of each
-        for name, function in (("whole", whole), ("cut", cut)):
-            t = best_time(function, reps, 3)
-            times[name] = min(times.get(name, t), t)
+    runs = {"whole": whole, "cut": cut}
     if torch is not None:
         A_t, X_t = torch.from_numpy(A), torch.from_numpy(X)
         out_t = torch.from_numpy(out)
-        times["torch"] = best_time(lambda: torch.mm(A_t, X_t, out=out_t), reps, 5)
-    return len(cuts), {name: t * 1e6 for name, t in times.items()}
+        runs["torch"] = lambda: torch.mm(A_t, X_t, out=out_t)
+    times = best_interleaved(list(runs.values()), 9, reps)
+    return len(cuts), {name: t * 1e6 for name, t in zip(runs, times)}
 
 
 def main():

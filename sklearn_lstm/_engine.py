@@ -67,7 +67,7 @@ How it is computed (the equations above are the contract; this is only speed):
   are one large product per span of chunks.
 * Where NumPy's BLAS multiplies small products without packing them (OpenBLAS on
   AVX-512 processors, up to 100**3 multiply-adds), a step's larger products are
-  cut into the fewest blocks of rows that fit, which take 0.62 to 0.86 of the
+  cut into the fewest blocks of rows that fit, which take 0.62 to 0.87 of the
   whole product's time at the sizes of a mini-batch or its share
   (``benchmarks/bench_products.py``).
 * Arrays come from a :class:`Workspace` that keeps them from one mini-batch to the
@@ -214,7 +214,7 @@ def _block_samples(network, itemsize):
 #: OpenBLAS's kernels for AVX-512 processors multiply a product of at most
 #: 100**3 multiply-adds (m * k * n) straight from its operands, without packing
 #: them first; above that limit a per-step product of a few dozen samples takes
-#: 1.2 to 1.6 times as long per multiply-add (``benchmarks/bench_products.py``).
+#: 1.15 to 1.6 times as long per multiply-add (``benchmarks/bench_products.py``).
 #: Other kernels have no such path: there, cut products cost up to 40% more
 #: (measured with ``OPENBLAS_CORETYPE=Haswell``), so they are not cut.
 _SMALL_PRODUCT = 100**3

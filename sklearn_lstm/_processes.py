@@ -646,7 +646,12 @@ class _Helper:
     def alive(self):
         return self.process.poll() is None
 
-    def _close_stat(self):
+    def _close_files(self):
+        """Close this process's socket, memory file and /proc descriptor of the
+        helper."""
+        self.sock.close()
+        self.memory.release()
+        self.file.close()
         if self._stat is not None and self._stat >= 0:
             os.close(self._stat)
         self._stat = None
@@ -655,10 +660,7 @@ class _Helper:
         """In a child forked from this process: close the child's copies of the
         socket and the memory file, and leave the helper to the parent, which
         started it and will end it."""
-        self.sock.close()
-        self.memory.release()
-        self.file.close()
-        self._close_stat()
+        self._close_files()
         # Not the child's process: its Popen must neither wait for it nor warn
         # that it is still running when the child lets go of it.
         self.process._child_created = False
@@ -666,10 +668,7 @@ class _Helper:
     def close(self, kill=False):
         """End the helper: closing its socket makes it exit; ``kill`` does not
         wait for that (a stopped or hung helper)."""
-        self.sock.close()
-        self.memory.release()
-        self.file.close()
-        self._close_stat()
+        self._close_files()
         if kill:
             self.process.kill()
         try:

@@ -1095,19 +1095,28 @@ def test_the_fit_leaves_cores_and_blas_alone(warm):
         assert os.sched_getaffinity(pid) == cores
 
 
+@contextmanager
+def every_core_busy():
+    """A process that never sleeps on every core of the machine, until the
+    machine is judged busy (``_cores_to_spare``) and for the ``with`` body."""
+    loops = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+             for _ in range(os.cpu_count())]
+    try:
+        assert wait_until(lambda: not _cores_to_spare(), 5) is not None
+        yield
+    finally:
+        for loop in loops:
+            loop.kill()
+            loop.wait()
+
+
 @requires_proc
 def test_waits_do_not_poll_while_processes_wait_for_cores():
     # Polling would take a core from the process waited for (or from another
     # program): with a busy process on every core, a wait sleeps at once.
     assert wait_until(_cores_to_spare, 5) is not None  # this process alone
-    loops = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
-             for _ in range(os.cpu_count())]
-    try:
-        assert wait_until(lambda: not _cores_to_spare(), 5) is not None
-    finally:
-        for loop in loops:
-            loop.kill()
-            loop.wait()
+    with every_core_busy():
+        pass
     assert wait_until(_cores_to_spare, 5) is not None
 
 
@@ -1126,18 +1135,11 @@ def test_next_to_busy_processes_shares_are_computed_here(warm):
     quiet = LSTMRegressor(**params).fit(X, y)
     helper_cpu = settled_cpu_seconds(warm) - cpu
     assert helper_cpu > 5 * CROWDED_SECONDS  # on a quiet machine it takes part
-    loops = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
-             for _ in range(os.cpu_count())]
-    try:
-        assert wait_until(lambda: not _cores_to_spare(), 5) is not None
+    with every_core_busy():
         cpu = settled_cpu_seconds(warm)
         busy = LSTMRegressor(**params)
         messages, _ = timed_fit(busy, X, y)
         busy_cpu = settled_cpu_seconds(warm) - cpu
-    finally:
-        for loop in loops:
-            loop.kill()
-            loop.wait()
     assert not messages, messages
     assert busy_cpu < 2 * CROWDED_SECONDS  # shares until it judged, then none
     assert RUNTIME.pids() == warm
