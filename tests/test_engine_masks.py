@@ -19,13 +19,8 @@ or missing term gives errors of 1e-3 or more.
 
 import numpy as np
 import pytest
-from _gradcheck import (
-    assert_grad_close,
-    make_params,
-    n_lstm_layers,
-    numerical_grad,
-    param_names,
-)
+from _gradcheck import assert_grad_close, make_params, numerical_grad, param_names
+from _reference import reference_forward
 from numpy.testing import assert_allclose, assert_array_equal
 
 from sklearn_lstm._engine import backward, forward
@@ -64,40 +59,6 @@ def check_grads_by_central_differences(X, params, G, **kwargs):
     return grads, dX
 
 
-def sigmoid(z):
-    return 1.0 / (1.0 + np.exp(-z))
-
-
-def naive_forward(X, params, lengths=None, masks=None):
-    """The documented equations, one sequence and one step at a time."""
-    n_layers = n_lstm_layers(params)
-    B, T, _ = X.shape
-    out = []
-    for b in range(B):
-        T_b = T if lengths is None else int(lengths[b])
-        seq = [X[b, t] for t in range(T_b)]
-        for layer in range(n_layers):
-            W, U, bias = params[3 * layer : 3 * layer + 3]
-            H = U.shape[0]
-            m_x, m_h = (None, None) if masks is None else masks[layer]
-            h, c = np.zeros(H), np.zeros(H)
-            new_seq = []
-            for x_t in seq:
-                x_in = x_t if m_x is None else x_t * m_x[b]
-                h_in = h if m_h is None else h * m_h[b]
-                z = x_in @ W + h_in @ U + bias
-                i = sigmoid(z[:H])
-                f = sigmoid(z[H : 2 * H])
-                g = np.tanh(z[2 * H : 3 * H])
-                o = sigmoid(z[3 * H :])
-                c = f * c + i * g
-                h = o * np.tanh(c)
-                new_seq.append(h)
-            seq = new_seq
-        out.append(seq[-1] @ params[-2] + params[-1])
-    return np.array(out)
-
-
 def pad_right(rng, sequences, T, pad):
     """Stack sequences of shape (T_b, F) into (B, T, F), padded after the end."""
     F = sequences[0].shape[1]
@@ -132,7 +93,7 @@ def test_lengths_forward_matches_naive_equations(hidden):
     lengths = np.array([2, 6, 1, 4])
     out = forward(X, params, lengths=lengths)[0]
     assert out.shape == (B, n_out)
-    assert_allclose(out, naive_forward(X, params, lengths), rtol=1e-12, atol=1e-14)
+    assert_allclose(out, reference_forward(X, params, lengths), rtol=1e-12, atol=1e-14)
 
 
 @pytest.mark.parametrize("hidden", HIDDEN)
@@ -249,7 +210,7 @@ def test_masks_and_lengths_together_match_central_differences(hidden):
     G = rng.normal(size=(B, n_out))
     check_grads_by_central_differences(X, params, G, lengths=lengths, masks=masks)
     out = forward(X, params, lengths=lengths, masks=masks)[0]
-    assert_allclose(out, naive_forward(X, params, lengths, masks), rtol=1e-12,
+    assert_allclose(out, reference_forward(X, params, lengths, masks), rtol=1e-12,
                     atol=1e-14)
 
 
@@ -285,7 +246,7 @@ def test_masked_forward_matches_naive_equations(hidden, rate_x, rate_h):
     params = make_params(rng, F, hidden, n_out)
     masks = make_masks(rng, B, F, hidden, rate_x, rate_h)
     out = forward(X, params, masks=masks)[0]
-    assert_allclose(out, naive_forward(X, params, masks=masks), rtol=1e-12,
+    assert_allclose(out, reference_forward(X, params, masks=masks), rtol=1e-12,
                     atol=1e-14)
     # The masks really act: the output differs from the unmasked one.
     assert not np.allclose(out, forward(X, params)[0])

@@ -11,6 +11,7 @@ import warnings
 import numpy as np
 import pytest
 from _data import first_step_classification, sum_regression
+from _reference import reference_forward, sigmoid
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy.stats import loguniform, randint
 from sklearn.base import clone
@@ -50,39 +51,11 @@ def tiny(cls, **params):
 
 
 def all_weights(est):
+    """The fitted arrays in flat order: [W_1, U_1, b_1, ..., W_out, b_out]."""
     arrays = []
     for layer in est.lstm_coefs_:
         arrays += [layer["kernel"], layer["recurrent_kernel"], layer["bias"]]
     return arrays + list(est.coefs_) + list(est.intercepts_)
-
-
-def sigmoid(z):
-    return 1.0 / (1.0 + np.exp(-z))
-
-
-def reference_forward(est, X):
-    """The documented equations, written independently of the library's engine."""
-    h_seq = np.asarray(X, dtype=np.float64)
-    if h_seq.ndim == 2:
-        h_seq = h_seq[:, :, None]
-    for layer in est.lstm_coefs_:
-        W, U, b = layer["kernel"], layer["recurrent_kernel"], layer["bias"]
-        H = U.shape[0]
-        n, T, _ = h_seq.shape
-        h = np.zeros((n, H))
-        c = np.zeros((n, H))
-        outputs = []
-        for t in range(T):
-            z = h_seq[:, t] @ W + h @ U + b
-            i = sigmoid(z[:, :H])
-            f = sigmoid(z[:, H : 2 * H])
-            g = np.tanh(z[:, 2 * H : 3 * H])
-            o = sigmoid(z[:, 3 * H :])
-            c = f * c + i * g
-            h = o * np.tanh(c)
-            outputs.append(h)
-        h_seq = np.stack(outputs, axis=1)
-    return h_seq[:, -1] @ est.coefs_[0] + est.intercepts_[0]
 
 
 # ------------------------------------------------------ scikit-learn tooling
@@ -249,7 +222,8 @@ def test_predict_on_sequences_of_another_length(n_timesteps):
     pred = est.predict(X_new)
     assert pred.shape == (7,)
     assert np.isfinite(pred).all()
-    assert_allclose(pred, reference_forward(est, X_new)[:, 0], rtol=1e-10, atol=1e-12)
+    expected = reference_forward(X_new, all_weights(est))[:, 0]
+    assert_allclose(pred, expected, rtol=1e-10, atol=1e-12)
 
 
 # ------------------------------------------------------------ real learning
@@ -419,17 +393,18 @@ def test_initialisation_follows_the_documented_scheme():
 def test_predictions_follow_the_documented_equations(hidden):
     X, y = sum_regression(n=30, n_timesteps=5, n_features=2)
     reg = tiny(LSTMRegressor, hidden_layer_sizes=hidden, max_iter=4).fit(X, y)
-    expected = reference_forward(reg, X)[:, 0]
+    expected = reference_forward(X, all_weights(reg))[:, 0]
     assert_allclose(reg.predict(X), expected, rtol=1e-10, atol=1e-12)
 
     Xc, yc = first_step_classification(n=30, n_timesteps=5)
     clf = tiny(LSTMClassifier, hidden_layer_sizes=hidden, max_iter=4).fit(Xc, yc)
-    p1 = sigmoid(reference_forward(clf, Xc)[:, 0])
+    p1 = sigmoid(reference_forward(Xc, all_weights(clf))[:, 0])
     assert_allclose(clf.predict_proba(Xc)[:, 1], p1, rtol=1e-10, atol=1e-12)
 
     X2d = X[:, :, 0]
     reg2d = tiny(LSTMRegressor, hidden_layer_sizes=hidden, max_iter=4).fit(X2d, y)
-    assert_allclose(reg2d.predict(X2d), reference_forward(reg2d, X2d)[:, 0], rtol=1e-10)
+    expected_2d = reference_forward(X2d, all_weights(reg2d))[:, 0]
+    assert_allclose(reg2d.predict(X2d), expected_2d, rtol=1e-10)
 
 
 def test_weights_are_live():

@@ -19,6 +19,7 @@ from functools import partial
 import _data
 import numpy as np
 import pytest
+from _reference import reference_forward, sigmoid
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import recall_score
@@ -75,35 +76,6 @@ def assert_weights_close(a, b, rtol, atol=0.0):
 
 def weights_differ(a, b):
     return any(not np.array_equal(x, y) for x, y in zip(a, b))
-
-
-def sigmoid(z):
-    return 1.0 / (1.0 + np.exp(-z))
-
-
-def reference_forward(params, X, masks=None):
-    """The documented equations with variational masks, one step at a time,
-    written independently of the library's engine."""
-    seq = np.asarray(X, dtype=np.float64)
-    n_layers = (len(params) - 2) // 3
-    for layer in range(n_layers):
-        W, U, b = params[3 * layer : 3 * layer + 3]
-        m_x, m_h = (None, None) if masks is None else masks[layer]
-        H = U.shape[0]
-        n, T, _ = seq.shape
-        h, c = np.zeros((n, H)), np.zeros((n, H))
-        outputs = []
-        for t in range(T):
-            x_t = seq[:, t] if m_x is None else seq[:, t] * m_x
-            h_in = h if m_h is None else h * m_h
-            z = x_t @ W + h_in @ U + b
-            i, f = sigmoid(z[:, :H]), sigmoid(z[:, H : 2 * H])
-            g, o = np.tanh(z[:, 2 * H : 3 * H]), sigmoid(z[:, 3 * H :])
-            c = f * c + i * g
-            h = o * np.tanh(c)
-            outputs.append(h)
-        seq = np.stack(outputs, axis=1)
-    return seq[:, -1] @ params[-2] + params[-1]
 
 
 def penalised(params):
@@ -321,7 +293,7 @@ def test_dropout_masks_passed_to_the_engine(captured_forward):
             assert set(np.unique(mask_h)) <= {0.0, 1.0 / (1.0 - q)}
         # The engine's training output is the documented masked equations, with
         # the same masks at every step.
-        expected = reference_forward(call["params"], call["X"], masks)
+        expected = reference_forward(call["X"], call["params"], masks=masks)
         assert_allclose(call["out"], expected, rtol=1e-10, atol=1e-12)
     # Fresh masks for every mini-batch.
     first, second = train_calls[0]["masks"], train_calls[1]["masks"]
@@ -494,7 +466,7 @@ def test_loss_includes_the_penalty_over_the_sum_of_weights(cls):
                batch_size=1000, max_iter=1, max_grad_norm=None)
     est.fit(X, y, sample_weight=w)
     params = est._params()
-    z = reference_forward(params, X)[:, 0]
+    z = reference_forward(X, params)[:, 0]
     if cls is LSTMRegressor:
         per_sample = 0.5 * (z - y) ** 2
     else:
