@@ -80,6 +80,7 @@ Nothing here knows about losses, optimizers or scikit-learn.
 
 import math
 from functools import lru_cache
+from typing import NamedTuple
 
 import numpy as np
 
@@ -175,6 +176,18 @@ def _halves(shape, dtype):
     out = np.full(shape, 0.5, dtype=dtype)
     out.flags.writeable = False
     return out
+
+
+#: The six slots of a step's record in the forward pass, ``[free | c_{t-1} | g |
+#: f | i | o]`` (see :func:`_layer_forward`), ...
+_C_PREV, _G, _F, _I, _O = range(1, 6)
+#: ... and after :func:`_gate_factors`, ``[K_g | K_f | K_i | f | A | K_o]``: the
+#: factors of the backward pass (see :func:`_layer_backward`), ``f`` kept in place.
+_K_G, _K_F, _K_I, _A, _K_O = 0, 1, 2, 4, 5
+#: The six slots of a step's gradients in the backward pass, ``[dh_t A | dz_o |
+#: dz_g | dz_f | dz_i | f_t dc_t]``: slots ``_DZ_O`` to ``_F_DC`` hold ``dz_t`` in
+#: the backward's gate order.
+_DH_A, _DZ_O, _F_DC = 0, 1, 5
 
 
 #: Bytes of per-step work arrays that one chunk of steps may fill before they are
@@ -313,31 +326,26 @@ def _layer_forward(
         m_h = np.ascontiguousarray(mask_h.T)  # (H, B)
         masked = ws.memo(key + "masked", (HX,), lambda: list(HX[1:, :H]))
 
-    # The steps run in chunks of C. Each step has a record of six slots in Q,
-    # Q[t] = [free | c_{t-1} | g | f | i | o] while it runs: the product writes the
-    # four gates, and c_t goes into Q[t + 1]. Side by side, [f | i] and
-    # [c_{t-1} | g] give both terms of c_t, P[j], in one multiplication. After a
-    # chunk, while its arrays are in cache, its records are turned into the
-    # factors of the backward pass in place (_gate_factors). For prediction, Q is
-    # a ring of C + 1 records instead, reused by every chunk.
+    # The steps run in chunks of C. Each step has a record of six slots (_C_PREV
+    # and the others), [free | c_{t-1} | g | f | i | o] while it runs: the
+    # product writes the four gates, and c_t goes into the next step's record.
+    # Side by side, [f | i] and [c_{t-1} | g] give both terms of c_t, [f c_{t-1} |
+    # i g], in one multiplication. After a chunk, while its arrays are in cache,
+    # its records are turned into the factors of the backward pass in place
+    # (_gate_factors). For prediction, the records are a ring of C + 1 instead,
+    # reused by every chunk.
     C = _chunk_steps(T, H, B, dtype.itemsize)
     if keep_cache:
-        Q = ws.at_least(key + "Q", T + 1, (6, H, B), dtype)
+        records = ws.at_least(key + "records", T + 1, (6, H, B), dtype)
     else:
-        Q = ws.empty(key + "Q_ring", (C + 1, 6, H, B), dtype)
-    Q[0, 1] = 0.0  # c_0
-    TC = ws.empty(key + "TC", (C, H, B), dtype)  # tanh(c_t)
-    P = ws.empty(key + "P", (C, 2, H, B), dtype)  # [f * c_{t-1} | i * g]
-    gates = Q[:, 2:].reshape(len(Q), 4 * H, B)
-    # Per record r: its views, and those of the ring arrays' slot r % C.
+        records = ws.empty(key + "records_ring", (C + 1, 6, H, B), dtype)
+    records[0, _C_PREV] = 0.0  # c_0
+    tanh_c = ws.empty(key + "tanh_c", (C, H, B), dtype)  # tanh(c_t) of a chunk
+    terms = ws.empty(key + "terms", (C, 2, H, B), dtype)  # [f c_{t-1} | i g]
     steps = ws.memo(
         key + "steps",
-        (Q, P, TC),
-        lambda: [
-            (gates[r], Q[r, 2:], Q[r, 3:], Q[r, 3:5], Q[r, 1:3], P[r % C])
-            + (P[r % C, 0], P[r % C, 1], Q[r + 1, 1], TC[r % C], Q[r, 5])
-            for r in range(len(Q) - 1)
-        ],
+        (records, terms, tanh_c),
+        lambda: _forward_steps(records, terms, tanh_c),
     )
     halves = _halves((3, H, B), dtype)
     # Views (H+F+1, B) and (H, B) per step.
@@ -346,7 +354,7 @@ def _layer_forward(
         key + "hidden", (HX, None if mask_h is None else Hs), lambda: list(Hs)
     )
     if keep_cache:
-        scratch = ws.empty(key + "D", (C, 3, H, B), dtype)
+        one_minus = ws.empty(key + "one_minus", (C, 3, H, B), dtype)
     # The product of a step, cut into row blocks small enough for BLAS's fastest
     # path where it has one (_small_product): None when it is not cut.
     cuts = _row_cuts(4 * H, H + F + 1, B, _small_product())
@@ -356,16 +364,16 @@ def _layer_forward(
         n = min(C, T - t0)
         first = t0 if keep_cache else 0  # the record of step t0
         for t, step in zip(range(t0, t0 + n), steps[first : first + n]):
-            z, act, sig, f_i, c_g, p, fc, ig, c, tc, o = step
+            z, gates, sigmoids, f_i, c_g, fc_ig, fc, ig, c, tc, o = step
             if M_rows is None:
                 dot(M, columns[t], z)  # z_t, sigmoid rows halved
             else:
                 for a, b, M_ab in M_rows:
                     dot(M_ab, columns[t], z[a:b])
-            tanh(act, act)
-            multiply(sig, halves, sig)
-            add(sig, halves, sig)  # f, i, o = sigmoid; g = tanh
-            multiply(f_i, c_g, p)
+            tanh(gates, gates)
+            multiply(sigmoids, halves, sigmoids)
+            add(sigmoids, halves, sigmoids)  # f, i, o = sigmoid; g = tanh
+            multiply(f_i, c_g, fc_ig)
             add(fc, ig, c)  # c_t = f * c_{t-1} + i * g
             tanh(c, tc)
             h = hidden[t]
@@ -374,22 +382,65 @@ def _layer_forward(
                 multiply(h, m_h, masked[t])
         if keep_cache:
             chunk = slice(t0, t0 + n)
-            _gate_factors(Q[chunk], P[:n], TC[:n], Hs[chunk], scratch[:n])
-        else:
-            Q[0, 1] = Q[n, 1]  # the last c_t of this chunk is the next one's c_{t-1}
+            _gate_factors(
+                records[chunk], terms[:n], tanh_c[:n], Hs[chunk], one_minus[:n]
+            )
+        else:  # the last c_t of this chunk is the next one's c_{t-1}
+            records[0, _C_PREV] = records[n, _C_PREV]
     if not keep_cache:
         return Hs, None
-    return Hs, (HX, W, U, Q, mask_x, mask_h)
+    return Hs, (HX, W, U, records, mask_x, mask_h)
 
 
-def _gate_factors(Q, P, TC, h, D):
-    """Turn the records ``Q`` of a chunk of steps into the backward's factors.
+class _ForwardStep(NamedTuple):
+    """Views of one step's record, and of its slot in the chunk's arrays, in the
+    order of the forward loop (all (..., H, B))."""
 
-    In: ``Q = [free | c_{t-1} | g | f | i | o]``, with ``P = [f c_{t-1} | i g]``,
-    ``TC = tanh(c_t)`` and ``h = h_t``; ``D`` is scratch (n, 3, H, B). Out:
-    ``Q = [K_g | K_f | K_i | f | A | K_o]``, each slot written once its old value
-    is no longer needed. Products the forward pass already made shorten the
-    factors::
+    z: np.ndarray  # (4H, B): the product writes the gates' pre-activations here
+    gates: np.ndarray  # (4, H, B) [g | f | i | o], activated in place
+    sigmoids: np.ndarray  # (3, H, B) [f | i | o]
+    f_i: np.ndarray  # (2, H, B) [f | i]
+    c_g: np.ndarray  # (2, H, B) [c_{t-1} | g]
+    fc_ig: np.ndarray  # (2, H, B) [f c_{t-1} | i g]
+    fc: np.ndarray  # f c_{t-1}
+    ig: np.ndarray  # i g
+    c: np.ndarray  # c_t, in the next step's record
+    tc: np.ndarray  # tanh(c_t)
+    o: np.ndarray
+
+
+def _forward_steps(records, terms, tanh_c):
+    """The :class:`_ForwardStep` of each record but the last (which only takes
+    the last step's c_t), as a plain tuple (unpacked faster than a named one);
+    a record r uses slot r % C of the chunk's arrays."""
+    C = len(terms)
+    z = records[:, _G:].reshape(len(records), -1, records.shape[-1])  # (T+1, 4H, B)
+    return [
+        tuple(_ForwardStep(
+            z=z[r],
+            gates=records[r, _G:],
+            sigmoids=records[r, _F:],
+            f_i=records[r, _F : _I + 1],
+            c_g=records[r, _C_PREV : _G + 1],
+            fc_ig=terms[r % C],
+            fc=terms[r % C, 0],
+            ig=terms[r % C, 1],
+            c=records[r + 1, _C_PREV],
+            tc=tanh_c[r % C],
+            o=records[r, _O],
+        ))
+        for r in range(len(records) - 1)
+    ]
+
+
+def _gate_factors(records, terms, tanh_c, h, one_minus):
+    """Turn the records of a chunk of steps into the backward's factors.
+
+    In: ``records = [free | c_{t-1} | g | f | i | o]``, with ``terms = [f c_{t-1} |
+    i g]``, ``tanh_c = tanh(c_t)`` and ``h = h_t``; ``one_minus`` is scratch (n, 3,
+    H, B). Out: ``records = [K_g | K_f | K_i | f | A | K_o]``, each slot written
+    once its old value is no longer needed. Products the forward pass already
+    made shorten the factors::
 
         K_g = i (1 - g^2)       = i - (i g) g
         K_f = c_{t-1} f (1 - f) = (f c_{t-1}) (1 - f)
@@ -397,19 +448,20 @@ def _gate_factors(Q, P, TC, h, D):
         A   = o (1 - tanh(c_t)^2) = o - h_t tanh(c_t)
         K_o = tanh(c_t) o (1 - o) = h_t (1 - o)
     """
-    np.subtract(1.0, Q[:, 3:], out=D)  # 1 - f, 1 - i, 1 - o
-    np.multiply(P[:, 1], Q[:, 2], out=Q[:, 0])
-    np.subtract(Q[:, 4], Q[:, 0], out=Q[:, 0])  # K_g
-    np.multiply(P, D[:, :2], out=Q[:, 1:3])  # K_f, K_i
-    np.multiply(h, TC, out=Q[:, 4])
-    np.subtract(Q[:, 5], Q[:, 4], out=Q[:, 4])  # A
-    np.multiply(h, D[:, 2], out=Q[:, 5])  # K_o
+    r = records
+    np.subtract(1.0, r[:, _F:], out=one_minus)  # 1 - f, 1 - i, 1 - o
+    np.multiply(terms[:, 1], r[:, _G], out=r[:, _K_G])
+    np.subtract(r[:, _I], r[:, _K_G], out=r[:, _K_G])  # K_g
+    np.multiply(terms, one_minus[:, :2], out=r[:, _K_F : _K_I + 1])  # K_f, K_i
+    np.multiply(h, tanh_c, out=r[:, _A])
+    np.subtract(r[:, _O], r[:, _A], out=r[:, _A])  # A
+    np.multiply(h, one_minus[:, 2], out=r[:, _K_O])  # K_o
 
 
 def _layer_backward(dHs, cache, need_dX=True, from_above=None, ws=_NoWorkspace, key=""):
     """Backpropagation through time for one layer, in the transposed layout.
 
-    With the factors the forward pass left in ``Q``, one step is::
+    With the factors the forward pass left in its records, one step is::
 
         dc_t  = dh_t * A + f_{t+1} * dc_{t+1},     A   = o (1 - tanh(c_t)^2)
         dz_o  = dh_t * K_o,                        K_o = tanh(c_t) o (1 - o)
@@ -440,7 +492,7 @@ def _layer_backward(dHs, cache, need_dX=True, from_above=None, ws=_NoWorkspace, 
     dX_T : ndarray of shape (T, F, B) or None.
     dW, dU, db : gradients of the kernel, recurrent kernel and bias (public layout).
     """
-    HX, W, U, Q, mask_x, mask_h = cache
+    HX, W, U, records, mask_x, mask_h = cache
     T, H, B = dHs.shape
     F = W.shape[0]
     dtype = dHs.dtype
@@ -449,27 +501,37 @@ def _layer_backward(dHs, cache, need_dX=True, from_above=None, ws=_NoWorkspace, 
     np.copyto(_blocks(U_back, H), _blocks(U, H)[:, ::-1])
     m_h = None if mask_h is None else np.ascontiguousarray(mask_h.T)  # (H, B)
 
-    # The steps run backwards in chunks of C. R[j] = [dh_t * A | dz_o | dz_g | dz_f |
-    # dz_i | f_t * dc_t] of the chunk's step j = t - t0. After a chunk, while in
-    # cache, its dz are copied feature-major into G, which gathers a span of
-    # several chunks; once a span is complete, one product over its (step, sample)
-    # pairs adds its share to the weight gradients.
+    # The steps run backwards in chunks of C. The chunk's step j = t - t0 writes
+    # its gradients, [dh_t A | dz_o | dz_g | dz_f | dz_i | f_t dc_t] (the _DH_A,
+    # _DZ_O and _F_DC slots), into grads[j]. After a chunk, while in cache, its dz
+    # are copied feature-major into dz_span, which gathers a span of several
+    # chunks; once a span is complete, one product over its (step, sample) pairs
+    # adds its share to the weight gradients.
     C = _chunk_steps(T, H, B, dtype.itemsize)
-    R = ws.empty(key + "R", (C, 6, H, B), dtype)
-    R_gates = R[:, 1:5].reshape(C, 4 * H, B)
+    grads = ws.empty(key + "grads", (C, 6, H, B), dtype)
+    dz_chunk = grads[:, _DZ_O:_F_DC].reshape(C, 4 * H, B)  # dz_t per step, ogfi
     steps = ws.memo(
         key + "steps_back",
-        (R,),
-        lambda: [(R[j, 0], R[j, 1], R[j, 2:], R_gates[j], R[j, 5]) for j in range(C)],
+        (grads,),
+        lambda: [
+            (grads[j, _DH_A], grads[j, _DZ_O], grads[j, _DZ_O + 1 :], dz_chunk[j],
+             grads[j, _F_DC])
+            for j in range(C)
+        ],
     )
     span = _span_steps(T, H, B, dtype.itemsize)
-    G = ws.empty(key + "G", (4 * H, span, B), dtype)  # dz, feature-major
-    HXc = ws.empty(key + "HXc", (span, B, H + F + 1), dtype)  # columns
+    dz_span = ws.empty(key + "dz_span", (4 * H, span, B), dtype)  # feature-major
+    # The span's columns [h_{t-1}; x_t; 1], sample-major.
+    HX_span = ws.empty(key + "HX_span", (span, B, H + F + 1), dtype)
     s1 = T  # the span being gathered ends at step s1
     dh = list(dHs)
-    # Q[t] = [K_g | K_f | K_i | f | A | K_o], see _gate_factors.
+    # The factors of each step: [K_g | K_f | K_i | f], A and K_o (_gate_factors).
     K_dc, A, K_o = ws.memo(
-        key + "K", (Q,), lambda: (list(Q[:, :4]), list(Q[:, 4]), list(Q[:, 5]))
+        key + "K",
+        (records,),
+        lambda: (
+            list(records[:, : _F + 1]), list(records[:, _A]), list(records[:, _K_O])
+        ),
     )
     dh_prev = ws.empty(key + "dh_prev", (H, B), dtype)
     dc = ws.empty(key + "dc", (H, B), dtype)  # dL/dc_t
@@ -512,16 +574,16 @@ def _layer_backward(dHs, cache, need_dX=True, from_above=None, ws=_NoWorkspace, 
         n = t1 - t0
         if need_dX:
             for a, b, W_ab in W_rows:  # dx_t = W dz_t
-                np.matmul(W_ab, R_gates[:n], dX_T[t0:t1, a:b])
+                np.matmul(W_ab, dz_chunk[:n], dX_T[t0:t1, a:b])
         s0 = max(0, s1 - span)
-        np.copyto(G[:, t0 - s0 : t1 - s0], R_gates[:n].transpose(1, 0, 2))
+        np.copyto(dz_span[:, t0 - s0 : t1 - s0], dz_chunk[:n].transpose(1, 0, 2))
         if t0 == s0:
             # The span's share of [dU; dW; db]^T = sum over steps and samples of
             # dz [h_{t-1}; x_t; 1]^T.
-            Gs, HXs = G[:, : s1 - s0], HXc[: s1 - s0]
-            np.copyto(HXs, HX[s0:s1].transpose(0, 2, 1))
+            dz_s, HX_s = dz_span[:, : s1 - s0], HX_span[: s1 - s0]
+            np.copyto(HX_s, HX[s0:s1].transpose(0, 2, 1))
             out = dM if s1 == T else dM_span
-            np.matmul(Gs.reshape(4 * H, -1), HXs.reshape(-1, H + F + 1), out)
+            np.matmul(dz_s.reshape(4 * H, -1), HX_s.reshape(-1, H + F + 1), out)
             if out is dM_span:
                 dM += dM_span
             s1 = s0
