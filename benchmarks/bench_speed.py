@@ -675,7 +675,7 @@ def products_timer(workload, repeats=3):
     U_back, dz, dh = rand(H, 4 * H), rand(4 * H, B), rand(H, B)
     span = _span_steps(T, H, B, 4)
     spans = [span] * (T // span) + ([T % span] if T % span else [])
-    G, HXc, dM = rand(4 * H, span * B), rand(span * B, K), rand(4 * H, K)
+    dz_span, HX_span, dM = rand(4 * H, span * B), rand(span * B, K), rand(4 * H, K)
 
     def one_share():
         for t in range(T):
@@ -683,7 +683,7 @@ def products_timer(workload, repeats=3):
         for _ in range(T - 1):
             np.dot(U_back, dz, dh)
         for n in spans:
-            np.matmul(G[:, : n * B], HXc[: n * B], dM)
+            np.matmul(dz_span[:, : n * B], HX_span[: n * B], dM)
 
     return epoch_timer(w, share, one_share, repeats)
 
