@@ -15,7 +15,7 @@ one thread (as the engine's BLAS runs in a fit), in one run, float32 and
 float64. Where the BLAS has no such path, the cut is the one an AVX-512 machine
 would make, so that its cost there shows too. Ratios below 1: cut is faster.
 
-Run from the repository root (about 30 s; PyTorch is optional)::
+Run from the repository root (about 10 s; PyTorch is optional)::
 
     python benchmarks/bench_products.py
     python benchmarks/bench_products.py --dtype float32 --only W3

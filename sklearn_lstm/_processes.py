@@ -902,17 +902,21 @@ class ProcessBackend(SerialBackend):
             sent = []
             for helper, task in zip(helpers, there):
                 sent.append((self._submit(helper, task), task))
-            start = time.monotonic()
-            consume(first, self.compute(here, workspace))
-            self._slowest = max(self._slowest, time.monotonic() - start)
+            consume(first, self._compute_here(here, workspace))
             for j, (helper, task) in enumerate(sent, first + 1):
                 result = None if helper is None else self._result(helper)
                 if result is None:
-                    start = time.monotonic()
-                    result = self.compute(task, workspace)
-                    self._slowest = max(self._slowest, time.monotonic() - start)
+                    result = self._compute_here(task, workspace)
                 consume(j, result)
             first += 1 + len(there)
+
+    def _compute_here(self, task, workspace):
+        """``compute`` in this process, keeping the longest time a share took
+        here, from which the waits for helpers are bounded."""
+        start = time.monotonic()
+        result = self.compute(task, workspace)
+        self._slowest = max(self._slowest, time.monotonic() - start)
+        return result
 
     def _submit(self, helper, task):
         try:
