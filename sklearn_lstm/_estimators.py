@@ -807,6 +807,13 @@ class LSTMClassifier(ClassifierMixin, BaseLSTM):
         self : LSTMClassifier
             The updated estimator.
         """
+        if classes is not None and not hasattr(self, "classes_"):
+            distinct = np.unique(np.asarray(classes))
+            if len(distinct) < 2:
+                raise ValueError(
+                    f"{type(self).__name__} needs at least 2 classes, but classes "
+                    f"holds {len(distinct)}: {distinct.tolist()!r}."
+                )
         if _check_partial_fit_first_call(self, classes):
             # Fitted by _validate_input, from y's rows: with pooling="none" the raw
             # y holds steps, and (n, T) labels would read as a multilabel matrix.
@@ -871,6 +878,11 @@ class LSTMClassifier(ClassifierMixin, BaseLSTM):
                     "computed by sklearn.utils.class_weight.compute_class_weight."
                 )
             class_weights = compute_sample_weight(self.class_weight, y)
+            if not (np.isfinite(class_weights) & (class_weights >= 0)).all():
+                raise ValueError(
+                    "class_weight must give every class a finite, non-negative "
+                    f"weight; got {self.class_weight!r}."
+                )
         y = binarizer.transform(y).astype(X.dtype, copy=False)
         if per_step:  # class weights weigh steps, sample weights sequences
             return X, *spread_steps(y, X, sample_weight, class_weights)

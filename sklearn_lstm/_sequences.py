@@ -16,6 +16,7 @@ the length of every sequence, which is what the engine and the scalers work on;
 """
 
 import numpy as np
+from scipy.sparse import issparse
 from sklearn.utils.validation import check_array
 
 FLOAT_DTYPES = (np.float64, np.float32)
@@ -23,9 +24,12 @@ FLOAT_DTYPES = (np.float64, np.float32)
 
 # ------------------------------------------------------------------- detection
 def _is_array_object(obj):
-    """True for ndarrays, pandas objects and the like, with at least one axis."""
+    """True for ndarrays, pandas objects and the like, with at least one axis,
+    and for sparse matrices (refused with scikit-learn's message later)."""
     if isinstance(obj, np.ndarray):
         return obj.ndim >= 1
+    if issparse(obj):
+        return True
     # np.ndim reads ``.ndim`` when there is one, so this does not convert pandas
     # objects; plain lists are excluded since nested lists are read as an array.
     return hasattr(obj, "__array__") and np.ndim(obj) >= 1
@@ -55,9 +59,9 @@ def is_ragged(X):
     Returns
     -------
     ragged : bool
-        True if X is a list, tuple or 1D object array and either holds at least
-        one array object (ndarray, pandas Series or DataFrame, ...) or holds
-        nested sequences of different shapes. Nested lists of one common shape
+        True if X is a list, tuple or 1D object array and either is empty, holds
+        at least one array object (ndarray, pandas Series or DataFrame, ...) or
+        holds nested sequences of different shapes. Nested lists of one common shape
         are an ordinary array and give False, as does anything else.
 
     Notes
@@ -87,6 +91,8 @@ def is_ragged(X):
             return False
     elif not isinstance(X, (list, tuple)):
         return False
+    if len(X) == 0:
+        return True  # no sequences: the list's own message, not "got 1D array"
     first_shape = None
     non_scalar = False
     for k, seq in enumerate(X):
@@ -166,6 +172,12 @@ def _check_sequence(seq, index, dtype, estimator):
     return arr, _resolve_dtype(arr.dtype, dtype), one_d
 
 
+def check_some_sequences(X):
+    """Refuse a ragged X (see :func:`is_ragged`) that holds no sequence."""
+    if len(X) == 0:
+        raise ValueError("X is an empty list; at least one sequence is required.")
+
+
 def stack_ragged(X, dtype, estimator):
     """Check every sequence of a ragged X and stack their steps into one array.
 
@@ -181,8 +193,7 @@ def stack_ragged(X, dtype, estimator):
     lengths : ndarray of shape (n_samples,), int64
     one_d : list of bool, whether each sequence was given as 1D.
     """
-    if len(X) == 0:
-        raise ValueError("X is an empty list; at least one sequence is required.")
+    check_some_sequences(X)
     arrays, dtypes, one_d = [], set(), []
     n_features = None
     for i, seq in enumerate(X):

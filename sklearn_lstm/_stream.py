@@ -214,14 +214,21 @@ class SequenceStream:
         """``X_new`` as (n_streams, k, F) floats or (n_streams, k) ids, and whether
         it was given for a single stream (without the streams' axis)."""
         ids = self._table is not None
-        X = np.asarray(X_new)
-        one_stream_ndim = 1 if ids else 2
-        single = X.ndim == one_stream_ndim
         if ids:
             every, one = "(n_streams, n_new_steps) token ids", "(n_new_steps,)"
         else:
             every = "(n_streams, n_new_steps, n_features)"
             one = "(n_new_steps, n_features)"
+        try:
+            X = np.asarray(X_new)
+        except ValueError as exc:  # sequences of different shapes
+            raise ValueError(
+                f"X_new must be one array of shape {every}: every stream reads "
+                "the same number of new steps in a call, but X_new holds "
+                "sequences of different shapes."
+            ) from exc
+        one_stream_ndim = 1 if ids else 2
+        single = X.ndim == one_stream_ndim
         if X.ndim not in (one_stream_ndim, one_stream_ndim + 1):
             raise ValueError(
                 f"X_new must be an array of shape {every}, or {one} for a single "

@@ -27,7 +27,7 @@ import numpy as np
 from sklearn.utils.validation import check_array, validate_data
 
 from ._objective import Sequences
-from ._sequences import _valid_mask, is_ragged, pad_sequences
+from ._sequences import _valid_mask, check_some_sequences, is_ragged, pad_sequences
 
 FLOAT_DTYPES = (np.float64, np.float32)
 
@@ -200,6 +200,7 @@ def validate_token_ids(estimator, X, *, reset, n_tokens=None):
         in float32; float64 otherwise.
     """
     if is_ragged(X):
+        check_some_sequences(X)
         rows = [np.asarray(seq) for seq in X]
         for i, row in enumerate(rows):
             if row.ndim != 1:

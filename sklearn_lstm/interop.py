@@ -603,6 +603,12 @@ def from_keras(model, *, estimator, classes=None):
     estimator = _check_target(estimator)
     if not isinstance(model, keras.Model):
         raise TypeError(f"model must be a keras.Model, got {type(model).__name__}.")
+    if not model.built:
+        raise ValueError(
+            "The Keras model has no weights yet: it was never built. Give it an "
+            "input shape (keras.Input(shape=(None, n_features)) as its first "
+            "layer) or call it on a batch, then pass it to from_keras."
+        )
     embedding, lstm_coefs, pooling, dense = None, [], None, None
     return_sequences = True
     for layer in model.layers:

@@ -210,11 +210,40 @@ def _check_float_input(operator):
         )
 
 
+def _check_input_form(operator):
+    """Refuse a graph input that ``predict`` (or ``transform``) would refuse: its
+    form (2D or 3D) and its last axis, when known, must be the fit's. A graph
+    built on other ones fails on every input, or reads the wrong columns."""
+    est = operator.raw_operator
+    ndim = getattr(est, "_input_ndim", None)  # None for token ids
+    if ndim is None:
+        return
+    shape = operator.inputs[0].type.shape
+    name, expected = type(est).__name__, est.n_features_in_
+    if len(shape) != ndim:
+        fitted = (
+            f"3D input with {expected} feature(s) per time step" if ndim == 3
+            else f"2D input with {expected} time steps"
+        )
+        raise ValueError(
+            f"The graph's input is {len(shape)}D but this {name} was fitted on "
+            f"{fitted}: pass X_sample (or initial_types) in the same form as in fit."
+        )
+    if shape[-1] is not None and shape[-1] != expected:
+        what = "features per time step" if ndim == 3 else "time steps (columns)"
+        raise ValueError(
+            f"The graph's input has {shape[-1]} {what}, but this {name} was "
+            f"fitted with {expected}: pass X_sample (or initial_types) of that "
+            "width."
+        )
+
+
 # ---------------------------------------------------------- shapes
 def _lstm_regressor_shape(operator):
     est = operator.raw_operator
     _check_exportable(est)
     _check_float_input(operator)
+    _check_input_form(operator)
     N = operator.inputs[0].get_first_dimension()
     shape = [N, None, est.n_outputs_] if est.pooling == "none" else [N, est.n_outputs_]
     operator.outputs[0].type = FloatTensorType(shape)
@@ -224,6 +253,7 @@ def _lstm_classifier_shape(operator):
     est = operator.raw_operator
     _check_exportable(est)
     _check_float_input(operator)
+    _check_input_form(operator)
     if len(operator.outputs) != 2:
         raise RuntimeError(
             "LSTMClassifier's ONNX operator has two outputs, label and "
@@ -242,6 +272,7 @@ def _lstm_classifier_shape(operator):
 
 def _scaler_shape(operator):
     check_is_fitted(operator.raw_operator)
+    _check_input_form(operator)
     input_type = operator.inputs[0].type
     out_type = (
         DoubleTensorType

@@ -36,7 +36,8 @@ def _is_constant(var, mean, n_samples):
     variance (a feature without any value) is not constant.
     """
     eps = np.finfo(np.float64).eps
-    return var <= n_samples * eps * var + (n_samples * mean * eps) ** 2
+    with np.errstate(over="ignore"):  # a bound beyond float64 is rightly inf
+        return var <= n_samples * eps * var + (n_samples * mean * eps) ** 2
 
 
 def _read_ragged(X, estimator):
@@ -107,9 +108,22 @@ def _nan_mean_var(steps):
         # Accumulate in float64 whatever the input dtype, as StandardScaler
         # does: float32 sums over many steps lose too much precision.
         mean = np.nansum(steps, axis=0, dtype=np.float64) / counts
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         sq = np.square(steps - mean)  # float64, NaN where steps is NaN
-        var = np.nansum(sq, axis=0) / counts
+        var = np.nansum(sq, axis=0) / counts  # inf beyond float64's range
     return mean, var, counts.astype(np.int64, copy=False)
+
+
+def _scale_beyond_range(steps, mean, counts):
+    """The scale of columns whose variance overflows float64 (values beyond about
+    1e154 from their mean): their standard deviation, or 1 for a constant one,
+    both found from the deviations divided by the largest of them, which keeps
+    every square in range (:func:`_is_constant` does not depend on the unit)."""
+    deviations = steps - mean
+    top = np.nanmax(np.abs(deviations), axis=0)
+    var = np.nansum(np.square(deviations / top), axis=0) / counts
+    constant = _is_constant(var, mean / top, counts)
+    return np.where(constant, 1.0, top * np.sqrt(var))
 
 
 class SequenceScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
@@ -307,6 +321,11 @@ class SequenceScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         if self.with_std:
             scale = np.sqrt(self.var_)
             scale[_is_constant(self.var_, self.mean_, counts)] = 1.0
+            beyond = np.isinf(self.var_) & np.isfinite(self.mean_)
+            if beyond.any():
+                scale[beyond] = _scale_beyond_range(
+                    steps[:, beyond], self.mean_[beyond], counts[beyond]
+                )
             self.scale_ = scale
         else:
             self.scale_ = None
@@ -806,12 +825,15 @@ class TextSequenceVectorizer(TransformerMixin, BaseEstimator):
     @staticmethod
     def _check_tokens(tokens, i):
         """The tokens a callable analyzer returned for document i, as a list."""
-        if isinstance(tokens, (str, bytes)):
+        try:
+            if isinstance(tokens, (str, bytes)):
+                raise TypeError
+            tokens = list(tokens)
+        except TypeError:
             raise TypeError(
                 f"The analyzer returned a {type(tokens).__name__} for document "
                 f"{i}; it must return a list of str tokens."
-            )
-        tokens = list(tokens)
+            ) from None
         for token in tokens:
             if not isinstance(token, str):
                 raise TypeError(

@@ -465,6 +465,16 @@ def test_partial_fit_classifier_classes():
     assert len(est.loss_curve_) == 2
 
 
+def test_partial_fit_refuses_one_class_as_fit_does():
+    X, y = multiclass_strings(n=45)
+    est = tiny(LSTMClassifier)
+    with pytest.raises(ValueError, match=r"at least 2 classes.*holds 1: \['up'\]"):
+        est.partial_fit(X[y == "up"], y[y == "up"], classes=["up", "up"])
+    assert not hasattr(est, "classes_")  # nothing half-fitted
+    est.partial_fit(X, y, classes=["down", "flat", "up"])
+    assert_array_equal(est.classes_, ["down", "flat", "up"])
+
+
 def test_warm_start_continues_training():
     X, y = sum_regression(n=50, n_timesteps=4)
     est = tiny(LSTMRegressor, learning_rate_init=0.02, max_iter=3, warm_start=True)

@@ -117,6 +117,23 @@ def test_empty_dimensions_at_predict(cls):
 
 
 @pytest.mark.parametrize("cls", ESTIMATORS)
+@pytest.mark.parametrize("empty", [[], (), np.array([], dtype=object)], ids=repr)
+@pytest.mark.parametrize("embedding", [False, True])
+def test_no_sequences_at_all(cls, empty, embedding):
+    """An empty list is a list of no sequences, not a 1D array to reshape."""
+    params = {"embedding_dim": 2} if embedding else {}
+    message = "X is an empty list; at least one sequence is required"
+    with pytest.raises(ValueError, match=message):
+        tiny(cls, **params).fit(empty, [])
+    X, y = data()
+    if embedding:
+        X = (np.abs(X[:, :, 0]) * 3).astype(int) + 1
+    est = tiny(cls, **params).fit(X, y)
+    with pytest.raises(ValueError, match=message):
+        est.predict(empty)
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
 def test_y_length_mismatch(cls):
     X, y = data()
     with pytest.raises(ValueError, match="inconsistent numbers of samples"):
@@ -172,6 +189,12 @@ def test_sparse_input(cls, container):
         tiny(cls).fit(container(X), y)
     with pytest.raises(TypeError, match="Sparse data was passed"):
         fitted(cls, ndim=2).predict(container(X))
+    X, y = data()
+    sequences = [container(seq) for seq in X]  # a list of sparse sequences
+    with pytest.raises(TypeError, match="Sample 0 of X: Sparse data was passed"):
+        tiny(cls).fit(sequences, y)
+    with pytest.raises(TypeError, match="Sample 0 of X: Sparse data was passed"):
+        fitted(cls).predict(sequences)
 
 
 @pytest.mark.parametrize("cls", ESTIMATORS)

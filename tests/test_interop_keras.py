@@ -225,6 +225,9 @@ def test_from_keras_errors():
         from_keras(hard, estimator=LSTMRegressor(4))
     with pytest.raises(TypeError, match="keras.Model"):
         from_keras([model], estimator=estimator)
+    unbuilt = keras.Sequential([layers.LSTM(4), layers.Dense(1)])  # no input shape
+    with pytest.raises(ValueError, match="no weights yet.*keras.Input"):
+        from_keras(unbuilt, estimator=LSTMRegressor(4))
 
 
 def test_missing_keras_is_a_clear_import_error(monkeypatch):

@@ -285,6 +285,33 @@ def test_per_step_classifier_is_not_exportable():
         to_onnx(clf, X[:1])
 
 
+@pytest.mark.parametrize(
+    "fit_on, sample, match",
+    [
+        (lambda X: X, lambda X: X[:1, :, :2], "2 features per time step.*with 3"),
+        (lambda X: X, lambda X: X[:1, :, 0], "input is 2D.*3D input with 3 feature"),
+        (lambda X: X[:, :, 0], lambda X: X[:1], "input is 3D.*2D input with 7 time"),
+        (lambda X: X[:, :, 0], lambda X: X[:1, :5, 0], "5 time steps.*fitted with 7"),
+    ],
+    ids=["features", "3d-model-2d-sample", "2d-model-3d-sample", "columns"],
+)
+@pytest.mark.parametrize("kind", ["regressor", "scaler", "pipeline"])
+def test_a_sample_predict_would_refuse_is_refused(fit_on, sample, match, kind):
+    """A graph built on the wrong form or width fails on every input (or reads
+    the wrong columns): refused at export, as predict refuses it."""
+    X = padded_X(seed=21)
+    X_fit = fit_on(X)
+    y = np.arange(len(X), dtype=float)
+    model = {
+        "regressor": lambda: small(LSTMRegressor),
+        "scaler": SequenceScaler,
+        "pipeline": lambda: make_pipeline(SequenceScaler(), small(LSTMRegressor)),
+    }[kind]().fit(X_fit, y)
+    with pytest.raises(ValueError, match=match):
+        to_onnx(model, sample(X))
+    to_onnx(model, X_fit[:1])  # the fit's form is exported
+
+
 def test_float64_graph_is_refused():
     X = padded_X(seed=18)
     reg = small(LSTMRegressor).fit(X, np.arange(len(X), dtype=float))

@@ -160,6 +160,25 @@ def test_constant_feature_has_scale_one():
     assert_allclose(np.concatenate(scaler.transform(X))[:, 0], 0.0, atol=1e-15)
 
 
+@pytest.mark.parametrize("magnitude", [1e160, 1e300])
+def test_values_whose_variance_overflows_are_still_scaled(magnitude):
+    """Standardizing does not depend on the unit: values whose squares leave
+    float64 (beyond about 1e154) come out as the same values in a small unit do,
+    without a warning, and the constant feature is still found."""
+    seqs = ragged(seed=3)
+    big = [np.column_stack([s[:, :2] * magnitude, np.full(len(s), magnitude)])
+           for s in seqs]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        scaler = SequenceScaler().fit(big)
+        out = np.concatenate(scaler.transform(big))
+    assert np.isinf(scaler.var_[:2]).all()  # the variance itself is beyond float64
+    steps = np.concatenate(seqs)[:, :2]
+    assert_allclose(out[:, :2], StandardScaler().fit_transform(steps), atol=1e-12)
+    assert scaler.scale_[2] == 1.0  # centred only, to the mean's rounding
+    assert np.abs(out[:, 2]).max() <= 1e-12 * magnitude
+
+
 @pytest.mark.parametrize("form", ["ragged", "3d", "2d"])
 def test_float32_stays_float32(form):
     seqs = ragged(n_features=1, dtype=np.float32)
@@ -391,8 +410,10 @@ def test_infinity_is_an_error(value):
 
 
 def test_structural_errors_remain():
-    with pytest.raises(ValueError, match="Expected 2D array, got 1D array"):
+    with pytest.raises(ValueError, match="X is an empty list; at least one sequence"):
         SequenceScaler().fit([])
+    with pytest.raises(ValueError, match="Expected 2D array, got 1D array"):
+        SequenceScaler().fit(np.ones(3))
     with pytest.raises(ValueError, match="Sample 1 of X is empty"):
         SequenceScaler().fit([np.ones(3), np.ones(0)])
     with pytest.raises(ValueError, match="Sample 1 of X has 2 feature"):

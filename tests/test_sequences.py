@@ -49,7 +49,7 @@ def padded_by_hand(seqs):
         (np.zeros((2, 3)), False),
         (np.zeros((2, 3, 4)), False),
         (pd.DataFrame(np.zeros((2, 3))), False),
-        ([], False),
+        ([], True),  # no sequences: refused as an empty list of them
     ],
 )
 def test_is_ragged(X, expected):

@@ -213,6 +213,8 @@ def test_bad_steps_are_named():
         two.predict(np.full((2, 1, 3), np.nan))
     with pytest.raises(ValueError, match="no step"):
         two.predict(np.zeros((2, 0, 3)))
+    with pytest.raises(ValueError, match="same number of new steps in a call"):
+        two.predict([np.zeros((2, 3)), np.zeros((3, 3))])
     with pytest.raises(ValueError, match="shape"):
         reg.stream().predict(np.zeros(3))
     with pytest.raises(TypeError, match="numbers"):

@@ -448,6 +448,11 @@ def test_bad_input(X, error, message, method):
             "of str tokens.",
         ),
         (
+            None,
+            "The analyzer returned a NoneType for document 0; it must return a "
+            "list of str tokens.",
+        ),
+        (
             ["red", 3],
             r"The analyzer returned a token of type int \(3\) for document "
             "0; tokens must be str.",

@@ -528,6 +528,17 @@ def test_class_weight_dict_equals_sample_weight_and_multiplies_it():
     assert weights_differ(weights(both), weights(by_dict))
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -1.0])
+@pytest.mark.parametrize("pooling", ["last", "none"])
+def test_class_weight_must_be_finite_and_non_negative(bad, pooling):
+    X, y = first_step_classification(n=40)
+    if pooling == "none":
+        y = np.repeat(y[:, np.newaxis], X.shape[1], axis=1)
+    clf = tiny(LSTMClassifier, class_weight={0: bad, 1: 1.0}, pooling=pooling)
+    with pytest.raises(ValueError, match="class_weight must give every class a finite"):
+        clf.fit(X, y)
+
+
 def test_class_weight_in_partial_fit():
     X, y = first_step_classification(n=40)
     with pytest.raises(ValueError, match="partial_fit"):
