@@ -24,9 +24,12 @@ Nothing here imports scikit-learn: the helper processes load this module.
 """
 
 import ctypes
+import numbers
+import os
 import sys
 import threading
 from contextlib import contextmanager
+from typing import NamedTuple
 
 import numpy as np
 
@@ -73,6 +76,11 @@ def effective_n_jobs(n_jobs):
     """
     if n_jobs is None:
         return 1
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, numbers.Integral):
+        # As fit's parameter validation says it, for a value set after fit.
+        raise ValueError(
+            f"The 'n_jobs' parameter must be an int or None. Got {n_jobs!r} instead."
+        )
     n_jobs = int(n_jobs)
     if n_jobs == 0:
         raise ValueError("n_jobs == 0 has no meaning; use None or 1 for one job.")
@@ -83,12 +91,27 @@ def effective_n_jobs(n_jobs):
 
 # --------------------------------------------------------------- BLAS threads
 _blas_lock = threading.Lock()
-_blas_users = 0
-_blas_limiter = None
+_blas_users = 0  # fits and predictions under way, in all threads
 _blas_controller = None
 _blas_modules = None  # len(sys.modules) when _blas_controller was made
-_local_counts = []  # (setter, OpenBLAS's count) before the first user
-_threads_before = 1  # blas_threads() before the first user
+
+
+class _Saved(NamedTuple):
+    """What the first of the fits and predictions under way found, until given
+    back: each BLAS library's thread count, by threadpoolctl's controller of it,
+    and each OpenBLAS's own, by its setter."""
+
+    libraries: list  # [(threadpoolctl's LibController, num_threads)]
+    counts: list  # [(openblas_set_num_threads_local, count)]
+
+    @property
+    def threads(self):
+        """The fewest threads any of them may use (see :func:`blas_threads`)."""
+        counts = [count for _, count in self.libraries]
+        return min(counts) if counts else usable_cores()
+
+
+_saved = None  # a _Saved while BLAS is held to one thread or not yet given back
 
 
 def _blas():
@@ -111,8 +134,8 @@ def blas_threads():
     or joblib set them: during a fit or a prediction, the count from before
     :func:`blas_on_one_thread` held it to one."""
     with _blas_lock:
-        if _blas_users:
-            return _threads_before
+        if _saved is not None:
+            return _saved.threads
     return _threads_now()
 
 
@@ -121,27 +144,61 @@ def _threads_now():
     return min(counts) if counts else usable_cores()
 
 
-_setters = (None, [])  # a controller, and the setters of its libraries
+_setters = (None, [])  # a controller, and the (setter, controller) of its OpenBLASes
 
 
 def _local_setters():
     """OpenBLAS's ``openblas_set_num_threads_local`` of each OpenBLAS loaded
-    (0.3.27 and later), which returns the count before. Its name says the
-    calling thread's count; in NumPy's OpenBLAS 0.3.31 it sets the process's,
-    from any thread (measured), which is why its users are counted."""
+    (0.3.27 and later), with threadpoolctl's controller of that library. The
+    setter's name says the calling thread's count; in NumPy's OpenBLAS 0.3.31 it
+    sets the process's, from any thread (measured), which is why its users are
+    counted."""
     global _setters
     controller = _blas()
     if _setters[0] is controller:
         return _setters[1]
-    setters = []
+    pairs = []
     for lib in controller.lib_controllers:
         setter = getattr(getattr(lib, "dynlib", None),
                          "openblas_set_num_threads_local", None)
         if lib.internal_api == "openblas" and setter is not None:
             setter.argtypes, setter.restype = [ctypes.c_int], ctypes.c_int
-            setters.append(setter)
-    _setters = (controller, setters)
-    return setters
+            pairs.append((setter, lib))
+    _setters = (controller, pairs)
+    return pairs
+
+
+def _hold(entered):
+    """Count a user, hold BLAS to one thread, and say so in ``entered[0]``."""
+    global _blas_users, _saved
+    with _blas_lock:
+        _blas_users += 1
+        entered[0] = True  # no call between: nothing can interrupt in between
+        libraries, pairs = _blas().lib_controllers, _local_setters()
+        if _saved is None:
+            # Read before anything is changed: an interruption (Ctrl-C) after
+            # any change finds the counts to give back here.
+            _saved = _Saved(
+                [(lib, lib.num_threads) for lib in libraries],
+                [(setter, lib.num_threads) for setter, lib in pairs],
+            )
+        for setter, _ in pairs:
+            setter(1)
+        for lib in libraries:
+            lib.set_num_threads(1)
+
+
+def _give_back():
+    """Put back what :func:`_hold` changed; safe to repeat after an
+    interruption part way."""
+    global _saved
+    if _saved is None:
+        return
+    for lib, count in _saved.libraries:
+        lib.set_num_threads(count)
+    for setter, count in _saved.counts:
+        setter(count)
+    _saved = None
 
 
 @contextmanager
@@ -154,28 +211,50 @@ def blas_on_one_thread():
     than the main one), so OpenBLAS's ``openblas_set_num_threads_local`` is also
     called where it exists: by each thread that starts one, so that the thread
     runs on one thread whether that count is its own or the process's.
+
+    An exception raised by a signal handler (Ctrl-C's KeyboardInterrupt) may land
+    anywhere, including in the calls that set and put back the counts: these
+    are repeated until done, so that BLAS never stays on one thread.
     """
-    global _blas_users, _blas_limiter, _local_counts, _threads_before
-    with _blas_lock:
-        first = _blas_users == 0
-        if first:
-            _threads_before = _threads_now()
-        setters = _local_setters()
-        before = [setter(1) for setter in setters]
-        if first:
-            _local_counts = list(zip(setters, before))
-            _blas_limiter = _blas().limit(limits=1)
-        _blas_users += 1
+    global _blas_users
+    entered = [False]
     try:
+        _hold(entered)
         yield
     finally:
-        with _blas_lock:
-            _blas_users -= 1
-            if _blas_users == 0:
-                _blas_limiter.restore_original_limits()
-                _blas_limiter = None
-                for setter, count in _local_counts:
-                    setter(count)
+        pending, attempts = None, 0
+        while attempts < 3:
+            attempts += 1
+            try:
+                with _blas_lock:
+                    if entered[0]:
+                        # (Never below 0: a child forked in a fit counts afresh.)
+                        _blas_users = max(0, _blas_users - 1)
+                        entered[0] = False  # no call between, as in _hold
+                    if _blas_users == 0:
+                        _give_back()
+                break
+            except BaseException as exc:  # an interruption: finish, then raise it
+                pending = exc
+        if pending is not None:
+            raise pending
+
+
+def _after_fork_in_child():
+    """A child forked while other threads held BLAS to one thread has none of
+    those threads: it gives the counts back and starts counting afresh (with a
+    new lock, which one of them may have held)."""
+    global _blas_lock, _blas_users
+    _blas_lock = threading.Lock()
+    _blas_users = 0
+    try:
+        _give_back()
+    except Exception:  # a BLAS that cannot be told in the child: left as it is
+        pass
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def make_backend(n_jobs):

@@ -36,7 +36,11 @@ The helpers:
   for a core, so this process computes those shares itself, one after the
   other, until a core is free again;
 * exit when this process closes their socket (or dies), and by themselves after
-  :data:`IDLE_SECONDS` without work.
+  :data:`IDLE_SECONDS` without work;
+* are ended when an exception this process did not expect (Ctrl-C's
+  KeyboardInterrupt, or another that a signal handler raises) interrupts an
+  exchange with them: what they have read or sent is then unknown, and a reply
+  left unread would answer the next question.
 
 As in :class:`~._backend.SerialBackend`, BLAS in this process runs on one thread
 during a session (``_backend.blas_on_one_thread``).
@@ -70,6 +74,10 @@ __all__ = ["HelperRuntime", "ProcessBackend", "RUNTIME"]
 
 #: Seconds a helper may take to start and report ready.
 START_SECONDS = 10.0
+
+#: Seconds a ready helper may take to answer the start of a session: it answers
+#: at once unless it is stopped or hung.
+SESSION_SECONDS = 1.0
 
 #: A helper that has not answered a share within this many times the longest
 #: share this process computed in the same session, and at least
@@ -579,6 +587,8 @@ class _Helper:
         op, args = task
         # The network went with the session's start: not pickled for every share.
         args = [_SESSION_NETWORK if arg is self.network else arg for arg in args]
+        # Busy from here: a share half sent (an interruption) ends the helper.
+        self.busy = True
         try:
             slots, end, same = self.memory.write((op, args), cache=True)
             # Arrays that lie as in the last share need no new description.
@@ -590,7 +600,6 @@ class _Helper:
             self.memory.counts[0] = self.sent  # after the message: see _COUNTS
         except OSError as exc:
             raise HelperLost(f"cannot be sent a share ({exc})") from None
-        self.busy = True
         self._sent_at = time.monotonic()
 
     def result(self, wait, poll=0.0):
@@ -707,6 +716,7 @@ class HelperRuntime:
         self._lock = threading.Lock()
         self._pid = os.getpid()
         self.start_failed = None  # why helpers could not start, once they could not
+        self.replaced = []  # why helpers were replaced since the last look
         # Looks that found too few free cores for the helpers (free_helpers).
         self.crowded = _Streak(CROWDED_SECONDS)
 
@@ -741,8 +751,14 @@ class HelperRuntime:
             return None
         try:
             return self._ready_helpers(n, network)
-        except BaseException:
-            self._lock.release()
+        except BaseException as exc:
+            try:
+                if not isinstance(exc, HelperLost):
+                    # Interrupted (Ctrl-C) part way through a start or a
+                    # handshake: what the helpers have read or sent is unknown.
+                    self.close_all(kill=True)
+            finally:
+                self._lock.release()
             raise
 
     def _ready_helpers(self, n, network):
@@ -760,13 +776,16 @@ class HelperRuntime:
                 self.close_all(kill=True)
                 raise HelperLost(f"could not start: {exc}") from None
             helpers = self._helpers[:n]
-            deadline = time.monotonic() + self.start_seconds
+            deadline = time.monotonic() + SESSION_SECONDS
             for helper in helpers:
                 try:
                     helper.start_session(deadline, network)
                 except (OSError, HelperLost) as exc:
                     # It exited when idle just now, or was stopped or killed
-                    # between sessions: end it and start another, once.
+                    # between sessions: end it and start another, once. Only
+                    # the one that did not exit is worth a warning.
+                    if helper.alive():
+                        self.replaced.append(str(exc))
                     self._drop(helper, kill=True)
                     failure = exc
             if all(helper in self._helpers for helper in helpers):
@@ -788,8 +807,20 @@ class HelperRuntime:
                     helper.finish()
                 except OSError:
                     self._drop(helper)
+        except BaseException:
+            # Interrupted (Ctrl-C) part way: what each has read is unknown.
+            for helper in helpers:
+                if helper in self._helpers:
+                    self._drop(helper, kill=True)
+            raise
         finally:
             self._lock.release()
+
+    def take_replaced(self):
+        """Why helpers were replaced since the last call (see
+        :meth:`_ready_helpers`)."""
+        reasons, self.replaced = self.replaced, []
+        return reasons
 
     def lose(self, helper):
         """Forget a helper that stopped serving, and end it."""
@@ -856,6 +887,11 @@ class ProcessBackend(SerialBackend):
                     f"n_jobs={self.n_shares}: helper processes {exc}. Every share "
                     "is computed in this process instead, with the same results; "
                     "no helper will start again in this process."
+                )
+            for reason in self.runtime.take_replaced():
+                warn_user(
+                    f"n_jobs={self.n_shares}: a helper process {reason} "
+                    "(stopped?). It was ended and another one started."
                 )
         # BLAS on one thread here as in the helpers (SerialBackend's session).
         self._helpers, self._slowest = list(helpers or ()), 0.0

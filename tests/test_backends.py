@@ -49,7 +49,7 @@ from sklearn.model_selection import GridSearchCV
 from threadpoolctl import threadpool_info, threadpool_limits
 
 import sklearn_lstm
-from sklearn_lstm import LSTMClassifier, LSTMRegressor
+from sklearn_lstm import LSTMClassifier, LSTMRegressor, _backend
 from sklearn_lstm._backend import (
     SerialBackend,
     effective_n_jobs,
@@ -65,9 +65,11 @@ from sklearn_lstm._processes import (
     MIN_SHARE_MACS,
     REPLY_FLOOR_SECONDS,
     RUNTIME,
+    SESSION_SECONDS,
     HelperRuntime,
     ProcessBackend,
     _cores_to_spare,
+    _Helper,
     blas_threads,
 )
 
@@ -480,6 +482,11 @@ def test_effective_n_jobs():
     assert effective_n_jobs(-1000) == 1
     with pytest.raises(ValueError, match="n_jobs == 0"):
         effective_n_jobs(0)
+    assert effective_n_jobs(np.int64(2)) == 2
+    for bad in (1.5, "2", True):  # set after fit, which validates parameters
+        with pytest.raises(ValueError, match="'n_jobs' parameter must be an int "
+                                             f"or None. Got {bad!r}"):
+            effective_n_jobs(bad)
     assert type(make_backend(None)) is SerialBackend
     backend = make_backend(1)
     assert isinstance(backend, ProcessBackend) and backend.n_shares == 1
@@ -1183,16 +1190,20 @@ def test_idle_helpers_exit_and_are_replaced_silently():
 
 def test_a_helper_stopped_between_sessions_is_replaced():
     # SIGSTOP while the helper waits for work (a debugger, a job-control stop):
-    # the next session gives it up within start_seconds and starts another.
-    runtime = HelperRuntime(start_seconds=1.0)
+    # the next session gives it up within SESSION_SECONDS, with a warning, and
+    # starts another.
+    runtime = HelperRuntime()
     try:
-        pids = []
-        for _ in range(2):
-            start = time.monotonic()
-            pid = one_silent_session_with_a_helper(runtime)
-            assert time.monotonic() - start < 1.0 + 3
-            pids.append(pid)
-            os.kill(pid, signal.SIGSTOP)
+        pids = [one_silent_session_with_a_helper(runtime)]
+        os.kill(pids[0], signal.SIGSTOP)
+        start = time.monotonic()
+        messages, here = one_batch_of_two_shares(runtime, ragged=False)
+        assert time.monotonic() - start < SESSION_SECONDS + 3
+        assert len(messages) == 1, messages
+        assert re.search(r"n_jobs=2: a helper process did not answer the start of "
+                         r"a session in time \(stopped\?\)\. It was ended", messages[0])
+        assert here == 1  # the new one computed the other share
+        pids += runtime.pids()
         assert pids[0] != pids[1]
         assert gone_within(pids[0], 5) is not None  # the stopped one was ended
         assert runtime.start_failed is None
@@ -1417,3 +1428,210 @@ def test_ctrl_c_is_not_for_the_helpers(runtime):
     assert running(pid)
     session()
     assert runtime.pids() == [pid]
+
+
+class Interrupted(Exception):
+    """What a user's signal handler raises (Ctrl-C's KeyboardInterrupt, a
+    SIGALRM timeout)."""
+
+
+def interrupting_setters(monkeypatch, at_call):
+    """Make OpenBLAS's thread-count setters raise :class:`Interrupted` right
+    after their call number ``at_call`` (counting from 1) has changed the
+    count: where a signal handler's exception lands when the signal comes
+    during the call."""
+    calls = [0]
+    pairs = _backend._local_setters()
+    if not pairs:
+        pytest.skip("no OpenBLAS with openblas_set_num_threads_local")
+
+    def interrupting(setter):
+        def call(count):
+            result = setter(count)
+            calls[0] += 1
+            if calls[0] == at_call:
+                raise Interrupted
+            return result
+        return call
+
+    wrapped = [(interrupting(setter), lib) for setter, lib in pairs]
+    monkeypatch.setattr(_backend, "_local_setters", lambda: wrapped)
+    return calls
+
+
+@pytest.mark.parametrize("at_call", [1, 2, 3, 4])
+def test_an_interruption_while_blas_is_held_or_given_back(monkeypatch, at_call):
+    # Calls 1-2 hold BLAS to one thread (one per OpenBLAS), the next give the
+    # counts back: an exception after any of them still gives them back.
+    before = blas_limits()
+    calls = interrupting_setters(monkeypatch, at_call)
+    with pytest.raises(Interrupted):
+        with _backend.blas_on_one_thread():
+            pass
+    assert calls[0] >= at_call
+    assert_blas_limits_as(before)
+    assert blas_threads() == min(before.values())
+    monkeypatch.undo()
+    with _backend.blas_on_one_thread():  # and counting starts afresh
+        assert blas_threads() == min(before.values())
+    assert_blas_limits_as(before)
+
+
+def ctrl_c_at_random_moments(call, seconds, longest):
+    """Run ``call()`` over and over for ``seconds``, each time with a signal
+    (SIGALRM) at a random moment within ``longest`` seconds whose handler raises
+    :class:`Interrupted`, as Ctrl-C raises KeyboardInterrupt; after each run,
+    BLAS's limits must be as before. Returns how many runs were interrupted."""
+    before = blas_limits()
+    rng = np.random.default_rng(0)
+
+    def handler(signum, frame):
+        raise Interrupted
+
+    previous = signal.signal(signal.SIGALRM, handler)
+    interrupted = 0
+    try:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            try:
+                signal.setitimer(signal.ITIMER_REAL, rng.uniform(0, longest))
+                call()
+                signal.setitimer(signal.ITIMER_REAL, 0)
+            except Interrupted:
+                interrupted += 1
+            while True:  # a signal due just now lands here, not in the checks
+                try:
+                    signal.setitimer(signal.ITIMER_REAL, 0)
+                    break
+                except Interrupted:
+                    pass
+            assert_blas_limits_as(before)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    return interrupted
+
+
+def test_ctrl_c_in_predictions_leaves_blas_as_it_was():
+    X, y = regression(n=64)
+    est = LSTMRegressor(**{**FIT, "max_iter": 1}).fit(X, y)
+    small = X[:4]
+    interrupted = ctrl_c_at_random_moments(lambda: est.predict(small), 2.0, 0.002)
+    assert interrupted > 20
+    assert_same(predictions(est, small), predictions(est.fit(X, y), small))
+
+
+@requires_helpers
+@requires_proc
+def test_ctrl_c_at_random_moments_of_shared_work(warm):
+    # Starts, handshakes, shares and ends of sessions, interrupted anywhere: the
+    # next fit is undisturbed (its helpers replaced if need be) and BLAS's
+    # limits are as before after each.
+    X, y = regression()
+    est = LSTMRegressor(**FIT, n_jobs=2).fit(X, y)
+    expected = predictions(est)
+    interrupted = ctrl_c_at_random_moments(lambda: est.predict(X_PREDICT), 3.0, 0.05)
+    assert interrupted > 10
+    with recording() as messages:
+        assert_same(predictions(est), expected)
+        assert_same(predictions(LSTMRegressor(**FIT, n_jobs=2).fit(X, y)), expected)
+    assert not messages, messages
+    assert RUNTIME.start_failed is None
+
+
+@requires_helpers
+@requires_proc
+def test_ctrl_c_while_a_session_starts(warm):
+    # The helper is stopped, so the prediction waits for it to answer the start
+    # of the session; Ctrl-C comes then, and the helper resumes. Its answer must
+    # not be read later as the answer to something else.
+    X, y = regression()
+    est = LSTMRegressor(**FIT, n_jobs=2).fit(X, y)
+    expected = predictions(est)
+    (pid,) = RUNTIME.pids()
+    os.kill(pid, signal.SIGSTOP)
+
+    def ctrl_c_then_resume():
+        time.sleep(0.3)
+        signal.raise_signal(signal.SIGINT)
+        time.sleep(0.2)
+        os.kill(pid, signal.SIGCONT)
+
+    thread = threading.Thread(target=ctrl_c_then_resume)
+    thread.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            predictions(est)
+            time.sleep(1)  # should the prediction end first, Ctrl-C lands here
+    finally:
+        thread.join()
+        if running(pid):
+            os.kill(pid, signal.SIGCONT)
+    with recording() as messages:
+        for _ in range(3):
+            assert_same(predictions(est), expected)
+    assert not messages, messages
+    assert RUNTIME.start_failed is None
+
+
+@requires_helpers
+@requires_proc
+def test_ctrl_c_right_after_a_helper_reported_ready(monkeypatch):
+    # Interrupted between reading the helper's report and noting it: the helper
+    # is ended, and nothing says later that helpers could not start.
+    runtime = HelperRuntime()
+    wait_ready = _Helper.wait_ready
+
+    def interrupted_once(helper, deadline):
+        wait_ready(helper, deadline)
+        monkeypatch.setattr(_Helper, "wait_ready", wait_ready)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_Helper, "wait_ready", interrupted_once)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            one_batch_of_two_shares(runtime)
+        assert runtime.pids() == [] and runtime.start_failed is None
+        start = time.monotonic()
+        messages, here = one_batch_of_two_shares(runtime)
+        assert not messages and here == 1
+        assert time.monotonic() - start < 5
+    finally:
+        runtime.close_all()
+
+
+def test_a_child_forked_while_another_thread_fits_gives_blas_back():
+    # multiprocessing's "fork" start method in a program that fits in a thread:
+    # the child has no such thread, and must not keep BLAS on one thread.
+    before = blas_limits()
+    if min(before.values()) < 2:
+        pytest.skip("needs BLAS on two threads or more")
+    held, done = threading.Event(), threading.Event()
+
+    def fit():
+        with _backend.blas_on_one_thread():
+            held.set()
+            done.wait(10)
+
+    thread = threading.Thread(target=fit)
+    thread.start()
+    try:
+        assert held.wait(10)
+        read, write = os.pipe()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads
+            pid = os.fork()
+        if pid == 0:  # the child
+            try:
+                os.write(write, repr(blas_limits()).encode())
+            finally:
+                os._exit(0)
+        os.close(write)
+        with os.fdopen(read) as pipe:
+            childs = ast.literal_eval(pipe.read())
+        os.waitpid(pid, 0)
+    finally:
+        done.set()
+        thread.join()
+    assert childs == before
+    assert_blas_limits_as(before)
