@@ -213,8 +213,10 @@ def blas_on_one_thread():
     runs on one thread whether that count is its own or the process's.
 
     An exception raised by a signal handler (Ctrl-C's KeyboardInterrupt) may land
-    anywhere, including in the calls that set and put back the counts: these
-    are repeated until done, so that BLAS never stays on one thread.
+    anywhere, including in the calls that set and put back the counts: every
+    count is read before any is changed, and putting them back is repeated
+    (three times at most) when interrupted, so that BLAS does not stay on one
+    thread.
     """
     global _blas_users
     entered = [False]
