@@ -717,6 +717,11 @@ class HelperRuntime:
         self._pid = os.getpid()
         self.start_failed = None  # why helpers could not start, once they could not
         self.replaced = []  # why helpers were replaced since the last look
+        # The thread whose session has the helpers, and those helpers.
+        self._owner, self._session = None, []
+        # An exchange with the helpers was interrupted (Ctrl-C) before they were
+        # known to be in step: they are ended before the next session.
+        self._unsettled = False
         # Looks that found too few free cores for the helpers (free_helpers).
         self.crowded = _Streak(CROWDED_SECONDS)
 
@@ -746,18 +751,32 @@ class HelperRuntime:
     def acquire(self, n, network):
         """``n`` helpers ready for a session of ``network``, or None when another
         thread's session has them. Raises HelperLost when they cannot start
-        (which happens once per process: later sessions compute alone)."""
+        (which happens once per process: later sessions compute alone).
+        :meth:`release` ends the session, in the same thread, whatever came of
+        this call."""
         if not self._lock.acquire(blocking=False):
             return None
+        self._owner = threading.get_ident()  # no call between: see release
         try:
-            return self._ready_helpers(n, network)
-        except BaseException as exc:
+            if self._unsettled:
+                self.close_all(kill=True)
+            self._unsettled = True  # until they are ready for the session
+            helpers = self._ready_helpers(n, network)
+            self._session, self._unsettled = helpers, False
+            return helpers
+        except HelperLost:
+            self._owner = None
+            self._lock.release()
+            raise
+        except BaseException:
+            # Interrupted part way through a start or a handshake: what the
+            # helpers have read or sent is unknown. If ending them here is
+            # interrupted too, the next session ends them.
             try:
-                if not isinstance(exc, HelperLost):
-                    # Interrupted (Ctrl-C) part way through a start or a
-                    # handshake: what the helpers have read or sent is unknown.
-                    self.close_all(kill=True)
+                self.close_all(kill=True)
+                self._unsettled = False
             finally:
+                self._owner = None
                 self._lock.release()
             raise
 
@@ -795,9 +814,15 @@ class HelperRuntime:
                 self.close_all(kill=True)
                 raise HelperLost(f"could not start a session: {failure}")
 
-    def release(self, helpers):
-        """End the session of ``helpers``; those with a share under way (after
-        an exception) or that cannot be told are ended."""
+    def release(self):
+        """End this thread's session, if it has one (see :meth:`acquire`): its
+        helpers with a share under way (after an exception) or that cannot be
+        told are ended."""
+        if self._owner != threading.get_ident():
+            return
+        # Those lost during the session are ended already.
+        helpers = [helper for helper in self._session if helper in self._helpers]
+        self._unsettled = True  # until each has been told
         try:
             for helper in helpers:
                 if helper.busy:
@@ -807,13 +832,15 @@ class HelperRuntime:
                     helper.finish()
                 except OSError:
                     self._drop(helper)
+            self._unsettled = False
         except BaseException:
-            # Interrupted (Ctrl-C) part way: what each has read is unknown.
-            for helper in helpers:
-                if helper in self._helpers:
-                    self._drop(helper, kill=True)
+            # Interrupted part way: what each has read is unknown. If ending
+            # them here is interrupted too, the next session ends them.
+            self.close_all(kill=True)
+            self._unsettled = False
             raise
         finally:
+            self._owner, self._session = None, []
             self._lock.release()
 
     def take_replaced(self):
@@ -878,31 +905,29 @@ class ProcessBackend(SerialBackend):
     @contextmanager
     def session(self, network, kind, n_samples, n_steps):
         n = self.n_helpers(network, kind, n_samples, n_steps)
-        helpers = None
-        if n > 0:
-            try:
-                helpers = self.runtime.acquire(n, network)
-            except HelperLost as exc:
-                warn_user(
-                    f"n_jobs={self.n_shares}: helper processes {exc}. Every share "
-                    "is computed in this process instead, with the same results; "
-                    "no helper will start again in this process."
-                )
-            for reason in self.runtime.take_replaced():
-                warn_user(
-                    f"n_jobs={self.n_shares}: a helper process {reason} "
-                    "(stopped?). It was ended and another one started."
-                )
-        # BLAS on one thread here as in the helpers (SerialBackend's session).
-        self._helpers, self._slowest = list(helpers or ()), 0.0
+        self._helpers, self._slowest = [], 0.0
         try:
+            if n > 0:
+                try:
+                    self._helpers = list(self.runtime.acquire(n, network) or ())
+                except HelperLost as exc:
+                    warn_user(
+                        f"n_jobs={self.n_shares}: helper processes {exc}. Every "
+                        "share is computed in this process instead, with the same "
+                        "results; no helper will start again in this process."
+                    )
+                for reason in self.runtime.take_replaced():
+                    warn_user(
+                        f"n_jobs={self.n_shares}: a helper process {reason} "
+                        "(stopped?). It was ended and another one started."
+                    )
+            # BLAS on one thread here as in the helpers (SerialBackend's session).
             with super().session(network, kind, n_samples, n_steps):
                 yield self
         finally:
-            # Those lost meanwhile are ended already.
-            remaining, self._helpers = self._helpers, []
-            if helpers:
-                self.runtime.release(remaining)
+            self._helpers = []
+            if n > 0:
+                self.runtime.release()
 
     def free_helpers(self):
         """The session's helpers that have a core to themselves now: all of

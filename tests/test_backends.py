@@ -1635,3 +1635,40 @@ def test_a_child_forked_while_another_thread_fits_gives_blas_back():
         thread.join()
     assert childs == before
     assert_blas_limits_as(before)
+
+
+@requires_helpers
+@requires_proc
+def test_ctrl_c_twice_while_waiting_for_a_share(monkeypatch):
+    # The first Ctrl-C lands while this process waits for the helper's share
+    # (its answer stays unread), the second while the helper is being ended.
+    # Neither that answer nor a half-ended helper may reach the next session.
+    runtime = HelperRuntime()
+    result, close = _Helper.result, _Helper.close
+    interruptions = []
+
+    def interrupted_wait(helper, wait, poll=0.0):
+        monkeypatch.setattr(_Helper, "result", result)
+        interruptions.append(helper.pid)
+        raise KeyboardInterrupt
+
+    def interrupted_close(helper, kill=False):
+        monkeypatch.setattr(_Helper, "close", close)
+        interruptions.append("close")
+        raise KeyboardInterrupt
+
+    try:
+        one_silent_session_with_a_helper(runtime)
+        monkeypatch.setattr(_Helper, "result", interrupted_wait)
+        monkeypatch.setattr(_Helper, "close", interrupted_close)
+        with pytest.raises(KeyboardInterrupt):
+            one_batch_of_two_shares(runtime)
+        assert interruptions[1:] == ["close"]
+        for _ in range(2):
+            messages, here = one_batch_of_two_shares(runtime)
+            assert not messages and here == 1
+        assert interruptions[0] not in runtime.pids()
+        assert gone_within(interruptions[0], 5) is not None
+        assert runtime.start_failed is None
+    finally:
+        runtime.close_all()
