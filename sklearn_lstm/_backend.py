@@ -214,32 +214,38 @@ def blas_on_one_thread():
 
     An exception raised by a signal handler (Ctrl-C's KeyboardInterrupt) may land
     anywhere, including in the calls that set and put back the counts: every
-    count is read before any is changed, and putting them back is repeated
-    (three times at most) when interrupted, so that BLAS does not stay on one
-    thread.
+    count is read before any is changed, and putting them back is started again
+    (twice at most) when interrupted, so that BLAS does not stay on one thread.
     """
-    global _blas_users
     entered = [False]
     try:
         _hold(entered)
         yield
     finally:
-        pending, attempts = None, 0
-        while attempts < 3:
-            attempts += 1
+        # Unrolled, not a loop: a loop's jump back lies outside its try, and an
+        # interruption there would escape before the counts are given back.
+        try:
+            _let_go(entered)
+        except BaseException:  # an interruption: finish, then raise it
             try:
-                with _blas_lock:
-                    if entered[0]:
-                        # (Never below 0: a child forked in a fit counts afresh.)
-                        _blas_users = max(0, _blas_users - 1)
-                        entered[0] = False  # no call between, as in _hold
-                    if _blas_users == 0:
-                        _give_back()
-                break
-            except BaseException as exc:  # an interruption: finish, then raise it
-                pending = exc
-        if pending is not None:
-            raise pending
+                _let_go(entered)
+            except BaseException:
+                _let_go(entered)
+                raise
+            raise
+
+
+def _let_go(entered):
+    """Count a user out (if :func:`_hold` counted it in) and, for the last
+    one, give back the counts; safe to repeat after an interruption part way."""
+    global _blas_users
+    with _blas_lock:
+        if entered[0]:
+            # (Never below 0: a child forked in a fit counts afresh.)
+            _blas_users = max(0, _blas_users - 1)
+            entered[0] = False  # no call between, as in _hold
+        if _blas_users == 0:
+            _give_back()
 
 
 def _after_fork_in_child():

@@ -97,21 +97,32 @@ def _interrupt_after_batch():
     main thread: elsewhere (e.g. joblib workers) Ctrl-C keeps its usual effect.
     """
     interrupt = _Interrupt()
-    if threading.current_thread() is not threading.main_thread():
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.getsignal(signal.SIGINT)
+    if previous is None:
+        # Not the main thread, or a handler set outside Python, which could not
+        # be put back.
         yield interrupt
         return
-    previous = signal.getsignal(signal.SIGINT)
 
     def request_stop(signum, frame):
         if interrupt.requested:
+            # Put back first: the KeyboardInterrupt may land before the
+            # ``finally`` below runs (a second signal at once).
+            signal.signal(signal.SIGINT, previous)
             raise KeyboardInterrupt
         interrupt.requested = True
 
-    signal.signal(signal.SIGINT, request_stop)
     try:
+        signal.signal(signal.SIGINT, request_stop)
         yield interrupt
     finally:
-        signal.signal(signal.SIGINT, previous)
+        try:
+            signal.signal(signal.SIGINT, previous)
+        except BaseException:  # interrupted in there (a second signal): again
+            signal.signal(signal.SIGINT, previous)
+            raise
 
 
 #: The keys of ``init``: the fitted attributes holding the weights.

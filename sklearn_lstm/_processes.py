@@ -53,6 +53,7 @@ import mmap
 import os
 import pickle
 import select
+import signal
 import socket
 import struct
 import subprocess
@@ -509,6 +510,8 @@ class _Helper:
             "numpy_dir": os.path.dirname(os.path.dirname(np.__file__)),
             "idle_seconds": runtime.idle_seconds,
         }
+        self._exit = None  # its exit code, once reaped ("unknown" if lost)
+        self.ending = False  # being ended (close), maybe interrupted part way
         self.ready = False
         self.network = None  # the network of the session under way
         self.sent = 0  # shares sent in this session (see _COUNTS)
@@ -635,13 +638,10 @@ class _Helper:
                 + (f" ({seconds:.1f} s)" if seconds else "")
             ) from None
         except (EOFError, OSError):
-            code = self.process.poll()
-            if code is None:
-                try:
-                    code = self.process.wait(timeout=1.0)
-                except subprocess.TimeoutExpired:
-                    code = "unknown"
-            raise HelperLost(f"exited (code {code})") from None
+            code = self.wait_exit(1.0)
+            raise HelperLost(
+                f"exited (code {'unknown' if code is None else code})"
+            ) from None
 
     def finish(self):
         """After a session: the helper lets its memory go, and so does the file."""
@@ -652,18 +652,55 @@ class _Helper:
         os.ftruncate(self.file.fileno(), mmap.PAGESIZE)
         os.pwrite(self.file.fileno(), bytes(_COUNTS), 0)
 
+    def exit_code(self):
+        """The helper's exit code once it has exited, else None.
+
+        It is reaped here, without blocking and without Popen's lock, which an
+        interruption (Ctrl-C) just after Popen took it would leave held, so that
+        a later ``Popen.wait`` would block for ever.
+        """
+        if self._exit is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:  # reaped by a call that was interrupted
+                pid, status = self.pid, None
+            if pid:
+                code = -1 if status is None else os.waitstatus_to_exitcode(status)
+                # Popen must neither reap it nor warn that it still runs.
+                self.process.returncode = code
+                self._exit = "unknown" if status is None else code
+        return self._exit
+
     def alive(self):
-        return self.process.poll() is None
+        return self.exit_code() is None
+
+    def wait_exit(self, seconds):
+        """The exit code, once the helper has exited within ``seconds``."""
+        deadline = time.monotonic() + seconds
+        pause = 1e-4
+        while self.exit_code() is None:
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(pause)
+            pause = min(2 * pause, 0.01)
+        return self._exit
+
+    def _kill(self):
+        # Not reaped, its pid is still its own (a zombie at worst).
+        if self.exit_code() is None:
+            os.kill(self.pid, signal.SIGKILL)
 
     def _close_files(self):
         """Close this process's socket, memory file and /proc descriptor of the
-        helper."""
+        helper; safe to repeat."""
         self.sock.close()
         self.memory.release()
         self.file.close()
-        if self._stat is not None and self._stat >= 0:
-            os.close(self._stat)
-        self._stat = None
+        # Forgotten before it is closed: never closed twice (another file may
+        # have its number by then).
+        fd, self._stat = self._stat, None
+        if fd is not None and fd >= 0:
+            os.close(fd)
 
     def disown(self):
         """In a child forked from this process: close the child's copies of the
@@ -675,16 +712,18 @@ class _Helper:
         self.process._child_created = False
 
     def close(self, kill=False):
-        """End the helper: closing its socket makes it exit; ``kill`` does not
-        wait for that (a stopped or hung helper)."""
-        self._close_files()
+        """End the helper: closing its socket makes it exit, within a second or
+        it is killed; ``kill`` kills it first (a stopped or hung helper).
+        Returns whether it exited (and was reaped). Safe to repeat after an
+        interruption part way."""
+        self.ending = True
         if kill:
-            self.process.kill()
-        try:
-            self.process.wait(timeout=1.0)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+            self._kill()
+        self._close_files()
+        if self.wait_exit(1.0) is None and not kill:
+            self._kill()
+            self.wait_exit(1.0)
+        return self._exit is not None
 
 
 def _memory_file():
@@ -713,12 +752,13 @@ class HelperRuntime:
         self.start_seconds = start_seconds
         self.idle_seconds = idle_seconds
         self._helpers = []
-        self._lock = threading.Lock()
+        self._exiting = []  # ended helpers not seen to exit yet (see _end)
         self._pid = os.getpid()
         self.start_failed = None  # why helpers could not start, once they could not
         self.replaced = []  # why helpers were replaced since the last look
-        # The thread whose session has the helpers, and those helpers.
-        self._owner, self._session = None, []
+        # {"owner": the thread whose session has the helpers} (see acquire),
+        # and the helpers of that session.
+        self._claim, self._session = {}, []
         # An exchange with the helpers was interrupted (Ctrl-C) before they were
         # known to be in step: they are ended before the next session.
         self._unsettled = False
@@ -742,10 +782,10 @@ class HelperRuntime:
     def _after_fork(self):
         # A forked child must not touch its parent's helpers (nor a lock another
         # thread of the parent held).
-        for helper in self._helpers:
+        for helper in self._helpers + self._exiting:
             helper.disown()
-        self._helpers = []
-        self._lock = threading.Lock()
+        self._helpers, self._exiting = [], []
+        self._claim, self._session, self._unsettled = {}, [], False
         self._pid = os.getpid()
 
     def acquire(self, n, network):
@@ -753,37 +793,39 @@ class HelperRuntime:
         thread's session has them. Raises HelperLost when they cannot start
         (which happens once per process: later sessions compute alone).
         :meth:`release` ends the session, in the same thread, whatever came of
-        this call."""
-        if not self._lock.acquire(blocking=False):
+        this call (sessions never nest in a thread)."""
+        me = threading.get_ident()
+        # Claimed in one step (dict.setdefault holds the GIL): an interruption
+        # cannot land between taking the claim and noting whose it is.
+        if self._claim.setdefault("owner", me) != me:
             return None
-        self._owner = threading.get_ident()  # no call between: see release
         try:
-            if self._unsettled:
+            if self._unsettled or self._session:
+                # A session of this thread was interrupted before its helpers
+                # were known to be in step, or before it ended.
                 self.close_all(kill=True)
+                self._session = []
             self._unsettled = True  # until they are ready for the session
             helpers = self._ready_helpers(n, network)
             self._session, self._unsettled = helpers, False
             return helpers
         except HelperLost:
-            self._owner = None
-            self._lock.release()
+            self._unsettled = False  # none is left to end
             raise
         except BaseException:
             # Interrupted part way through a start or a handshake: what the
             # helpers have read or sent is unknown. If ending them here is
             # interrupted too, the next session ends them.
-            try:
-                self.close_all(kill=True)
-                self._unsettled = False
-            finally:
-                self._owner = None
-                self._lock.release()
+            self.close_all(kill=True)
+            self._unsettled = False
             raise
 
     def _ready_helpers(self, n, network):
         for attempt in range(2):
-            for helper in [h for h in self._helpers if not h.alive()]:
-                self._drop(helper)
+            # Those that exited when idle, or were being ended when an
+            # interruption came (not to be taken for helpers that fail to start).
+            for helper in [h for h in self._helpers if h.ending or not h.alive()]:
+                self._drop(helper, kill=True)
             try:
                 while len(self._helpers) < n:
                     self._helpers.append(_Helper(self))
@@ -817,13 +859,17 @@ class HelperRuntime:
     def release(self):
         """End this thread's session, if it has one (see :meth:`acquire`): its
         helpers with a share under way (after an exception) or that cannot be
-        told are ended."""
-        if self._owner != threading.get_ident():
+        told are ended. An interruption before this call's ``try`` (three
+        signals in a row, see ProcessBackend.session) leaves the claim to this
+        thread, whose next session takes it over."""
+        if self._claim.get("owner") != threading.get_ident():
             return
-        # Those lost during the session are ended already.
-        helpers = [helper for helper in self._session if helper in self._helpers]
-        self._unsettled = True  # until each has been told
         try:
+            # Those lost during the session are ended already. (None had the
+            # session after a failed acquire, which leaves _unsettled as it is.)
+            helpers = [helper for helper in self._session if helper in self._helpers]
+            if helpers:
+                self._unsettled = True  # until each has been told
             for helper in helpers:
                 if helper.busy:
                     self._drop(helper, kill=True)
@@ -832,7 +878,8 @@ class HelperRuntime:
                     helper.finish()
                 except OSError:
                     self._drop(helper)
-            self._unsettled = False
+            if helpers:
+                self._unsettled = False
         except BaseException:
             # Interrupted part way: what each has read is unknown. If ending
             # them here is interrupted too, the next session ends them.
@@ -840,8 +887,8 @@ class HelperRuntime:
             self._unsettled = False
             raise
         finally:
-            self._owner, self._session = None, []
-            self._lock.release()
+            self._session = []
+            self._claim.pop("owner", None)
 
     def take_replaced(self):
         """Why helpers were replaced since the last call (see
@@ -854,15 +901,22 @@ class HelperRuntime:
         self._drop(helper, kill=True)
 
     def _drop(self, helper, kill=False):
+        # Ended first, then forgotten: if ending it is interrupted, it stays
+        # listed, and the next session (or the end of this process) ends it.
+        self._end(helper, kill)
         if helper in self._helpers:
             self._helpers.remove(helper)
-        helper.close(kill=kill)
+
+    def _end(self, helper, kill):
+        if not helper.close(kill=kill):
+            self._exiting.append(helper)  # to be reaped once it has exited
+        self._exiting = [helper for helper in self._exiting if helper.alive()]
 
     def close_all(self, kill=False):
         if self._pid != os.getpid():
             return
         while self._helpers:
-            self._helpers.pop().close(kill=kill)
+            self._drop(self._helpers[-1], kill=kill)
 
 
 RUNTIME = HelperRuntime()
@@ -927,7 +981,13 @@ class ProcessBackend(SerialBackend):
         finally:
             self._helpers = []
             if n > 0:
-                self.runtime.release()
+                try:
+                    self.runtime.release()
+                except BaseException:
+                    # Interrupted (a second Ctrl-C) maybe before release's own
+                    # try: once more (it returns at once if the first ended it).
+                    self.runtime.release()
+                    raise
 
     def free_helpers(self):
         """The session's helpers that have a core to themselves now: all of

@@ -1161,8 +1161,6 @@ def test_next_to_busy_processes_shares_are_computed_here(warm):
 
 
 # ============================================================ 7. idle helpers
-@requires_helpers
-@requires_proc
 def one_silent_session_with_a_helper(runtime):
     """Run one batch of two shares in a session of ``runtime``: a helper computes
     one, without a warning, and the result is serial's bit for bit. Returns the
@@ -1174,6 +1172,8 @@ def one_silent_session_with_a_helper(runtime):
     return pid
 
 
+@requires_helpers
+@requires_proc
 def test_idle_helpers_exit_and_are_replaced_silently():
     runtime = HelperRuntime(idle_seconds=0.5)
     try:
@@ -1670,5 +1670,98 @@ def test_ctrl_c_twice_while_waiting_for_a_share(monkeypatch):
         assert interruptions[0] not in runtime.pids()
         assert gone_within(interruptions[0], 5) is not None
         assert runtime.start_failed is None
+    finally:
+        runtime.close_all()
+
+
+def interrupt_ending_helpers(monkeypatch, times):
+    """Make the next ``times`` ends of helpers raise KeyboardInterrupt part way
+    (after the kill of a helper ended by force, before its files are closed)."""
+    close_files, calls = _Helper._close_files, []
+
+    def interrupted(helper):
+        calls.append(helper.pid)
+        if len(calls) == times:
+            monkeypatch.setattr(_Helper, "_close_files", close_files)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_Helper, "_close_files", interrupted)
+    return calls
+
+
+@requires_helpers
+@requires_proc
+def test_ctrl_c_twice_while_a_stopped_helper_is_ended(monkeypatch):
+    # The stopped helper does not answer the start of the session and is ended;
+    # Ctrl-C lands there, and again while the runtime ends its helpers after
+    # the first. The helper must neither stay stopped for ever (an orphan) nor
+    # be taken later for a helper that cannot start.
+    runtime = HelperRuntime()
+    try:
+        pid = one_silent_session_with_a_helper(runtime)
+        os.kill(pid, signal.SIGSTOP)
+        calls = interrupt_ending_helpers(monkeypatch, 2)
+        with pytest.raises(KeyboardInterrupt):
+            one_batch_of_two_shares(runtime)
+        assert calls == [pid, pid]
+        assert gone_within(pid, 5) is not None
+        messages, here = one_batch_of_two_shares(runtime)
+        assert here == 1 and runtime.start_failed is None
+        assert pid not in runtime.pids()
+    finally:
+        runtime.close_all()
+
+
+@requires_helpers
+@requires_proc
+def test_ctrl_c_twice_while_a_helper_starts(monkeypatch):
+    # The first Ctrl-C lands while waiting for a new helper's report, the second
+    # while that helper is being ended: the next session ends it for good and
+    # starts another, without taking it for a helper that cannot start.
+    runtime = HelperRuntime()
+    wait_ready = _Helper.wait_ready
+
+    def interrupted_wait(helper, deadline):
+        monkeypatch.setattr(_Helper, "wait_ready", wait_ready)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_Helper, "wait_ready", interrupted_wait)
+    calls = interrupt_ending_helpers(monkeypatch, 1)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            one_batch_of_two_shares(runtime)
+        assert len(calls) == 1
+        messages, here = one_batch_of_two_shares(runtime)
+        assert not messages and here == 1
+        assert runtime.start_failed is None
+        assert calls[0] not in runtime.pids()
+        assert gone_within(calls[0], 5) is not None
+    finally:
+        runtime.close_all()
+
+
+@requires_helpers
+@requires_proc
+def test_ending_a_helper_never_waits_on_its_popen_lock():
+    # subprocess.Popen takes a lock to reap its process, outside its try: an
+    # interruption right after leaves the lock held for good, and Popen.wait()
+    # would then block for ever. A stopped helper is ended by force without it.
+    runtime = HelperRuntime()
+    try:
+        pid = one_silent_session_with_a_helper(runtime)
+        (helper,) = runtime._helpers
+        assert helper.process._waitpid_lock.acquire(blocking=False)
+        os.kill(pid, signal.SIGSTOP)
+        done = []
+        thread = threading.Thread(
+            target=lambda: done.append(one_batch_of_two_shares(runtime)),
+            daemon=True,
+        )
+        thread.start()
+        thread.join(30)
+        assert done, "the session waited for ever to reap the stopped helper"
+        messages, here = done[0]
+        assert any("did not answer the start of a session" in m for m in messages)
+        assert here == 1 and proc_state(pid) is None  # replaced, and reaped
     finally:
         runtime.close_all()

@@ -869,6 +869,33 @@ def test_second_ctrl_c_interrupts_at_once(harmless_sigint_handler):
         assert np.isfinite(w).all()
 
 
+def test_second_ctrl_c_puts_the_handler_back_before_it_raises(
+    harmless_sigint_handler,
+):
+    # A second signal right after the second Ctrl-C may interrupt the fit's own
+    # clean-up before it puts the handler back: the KeyboardInterrupt must not
+    # leave the library's handler in place (which would ignore the next Ctrl-C).
+    handler, received = harmless_sigint_handler
+    X, y = sum_regression(n=40)
+    est = LSTMRegressor(**CTRL_C)
+    original, seen = est._loss_grad, []
+
+    def interrupted(*args, **kwargs):
+        signal.raise_signal(signal.SIGINT)  # the first asks to stop after it
+        try:
+            signal.raise_signal(signal.SIGINT)
+        except KeyboardInterrupt:
+            seen.append(signal.getsignal(signal.SIGINT))
+            raise
+        return original(*args, **kwargs)
+
+    est._loss_grad = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        est.fit(X, y)
+    assert seen == [handler]
+    assert received == []
+
+
 def test_sigint_handler_restored_after_fit_and_errors(harmless_sigint_handler):
     handler, _ = harmless_sigint_handler
     X, y = sum_regression(n=20)
