@@ -780,8 +780,8 @@ class HelperRuntime:
         )
 
     def _after_fork(self):
-        # A forked child must not touch its parent's helpers (nor a lock another
-        # thread of the parent held).
+        # A forked child must not touch its parent's helpers (nor wait for a
+        # claim another thread of the parent held).
         for helper in self._helpers + self._exiting:
             helper.disown()
         self._helpers, self._exiting = [], []
