@@ -1574,20 +1574,27 @@ def test_ctrl_c_while_a_session_starts(warm):
     assert RUNTIME.start_failed is None
 
 
+def interrupt_wait_ready_once(monkeypatch, after_report):
+    """Make the next wait for a helper's ready report raise KeyboardInterrupt,
+    before or ``after_report`` was read."""
+    wait_ready = _Helper.wait_ready
+
+    def interrupted(helper, deadline):
+        if after_report:
+            wait_ready(helper, deadline)
+        monkeypatch.setattr(_Helper, "wait_ready", wait_ready)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_Helper, "wait_ready", interrupted)
+
+
 @requires_helpers
 @requires_proc
 def test_ctrl_c_right_after_a_helper_reported_ready(monkeypatch):
     # Interrupted between reading the helper's report and noting it: the helper
     # is ended, and nothing says later that helpers could not start.
     runtime = HelperRuntime()
-    wait_ready = _Helper.wait_ready
-
-    def interrupted_once(helper, deadline):
-        wait_ready(helper, deadline)
-        monkeypatch.setattr(_Helper, "wait_ready", wait_ready)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(_Helper, "wait_ready", interrupted_once)
+    interrupt_wait_ready_once(monkeypatch, after_report=True)
     try:
         with pytest.raises(KeyboardInterrupt):
             one_batch_of_two_shares(runtime)
@@ -1719,13 +1726,7 @@ def test_ctrl_c_twice_while_a_helper_starts(monkeypatch):
     # while that helper is being ended: the next session ends it for good and
     # starts another, without taking it for a helper that cannot start.
     runtime = HelperRuntime()
-    wait_ready = _Helper.wait_ready
-
-    def interrupted_wait(helper, deadline):
-        monkeypatch.setattr(_Helper, "wait_ready", wait_ready)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(_Helper, "wait_ready", interrupted_wait)
+    interrupt_wait_ready_once(monkeypatch, after_report=False)
     calls = interrupt_ending_helpers(monkeypatch, 1)
     try:
         with pytest.raises(KeyboardInterrupt):
