@@ -665,10 +665,11 @@ class _Helper:
             except ChildProcessError:  # reaped by a call that was interrupted
                 pid, status = self.pid, None
             if pid:
-                code = -1 if status is None else os.waitstatus_to_exitcode(status)
+                self._exit = (
+                    "unknown" if status is None else os.waitstatus_to_exitcode(status)
+                )
                 # Popen must neither reap it nor warn that it still runs.
-                self.process.returncode = code
-                self._exit = "unknown" if status is None else code
+                self.process.returncode = -1 if status is None else self._exit
         return self._exit
 
     def alive(self):
@@ -752,7 +753,7 @@ class HelperRuntime:
         self.start_seconds = start_seconds
         self.idle_seconds = idle_seconds
         self._helpers = []
-        self._exiting = []  # ended helpers not seen to exit yet (see _end)
+        self._exiting = []  # ended helpers not seen to exit yet (see _drop)
         self._pid = os.getpid()
         self.start_failed = None  # why helpers could not start, once they could not
         self.replaced = []  # why helpers were replaced since the last look
@@ -903,14 +904,11 @@ class HelperRuntime:
     def _drop(self, helper, kill=False):
         # Ended first, then forgotten: if ending it is interrupted, it stays
         # listed, and the next session (or the end of this process) ends it.
-        self._end(helper, kill)
-        if helper in self._helpers:
-            self._helpers.remove(helper)
-
-    def _end(self, helper, kill):
         if not helper.close(kill=kill):
             self._exiting.append(helper)  # to be reaped once it has exited
         self._exiting = [helper for helper in self._exiting if helper.alive()]
+        if helper in self._helpers:
+            self._helpers.remove(helper)
 
     def close_all(self, kill=False):
         if self._pid != os.getpid():
