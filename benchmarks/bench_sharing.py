@@ -37,6 +37,11 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_speed import blas_description, cpu_model  # noqa: E402
 
 WORKLOADS = {  # N, T, F, H, batch: as in bench_speed.py
     "W1": (4096, 20, 4, 32, 128),
@@ -146,6 +151,7 @@ def main():
     print("# n_jobs=-1 against n_jobs=None: time, CPU time, and next to a busy "
           "process\n")
     print(f"command: {' '.join([os.path.basename(sys.executable)] + sys.argv)}")
+    print(f"machine: {cpu_model()}; BLAS: {blas_description()}")
     print(f"usable cores: {len(os.sched_getaffinity(0))}; load average at start: "
           f"{'/'.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"{args.epochs} epochs per fit after a 1-epoch warm-up, best of "

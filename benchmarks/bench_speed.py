@@ -900,8 +900,12 @@ def blas_description():
     except ImportError:
         return "unknown"
     infos = [i for i in threadpool_info() if i.get("user_api") == "blas"]
+    # OpenBLAS's kernels follow the processor (e.g. SkylakeX with AVX-512,
+    # Haswell with AVX2), and with them the engine's speed (see _engine.py).
     described = [
-        f"{i['internal_api']} {i.get('version')} ({i['num_threads']} threads)"
+        f"{i['internal_api']} {i.get('version')} ("
+        + (f"{i['architecture']} kernels, " if i.get("architecture") else "")
+        + f"{i['num_threads']} threads)"
         for i in infos
     ]
     return ", ".join(described) or "unknown"
