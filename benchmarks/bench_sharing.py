@@ -41,13 +41,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bench_speed  # noqa: E402
 from bench_speed import blas_description, cpu_model  # noqa: E402
 
-WORKLOADS = {  # N, T, F, H, batch: as in bench_speed.py
-    "W1": (4096, 20, 4, 32, 128),
-    "W2": (2048, 50, 8, 64, 64),
-    "W3": (1024, 100, 16, 128, 32),
-    "W4": (512, 200, 1, 32, 32),
+WORKLOADS = {  # N, T, F, H, batch of bench_speed.py's workloads
+    w.name: (w.n_samples, w.n_timesteps, w.n_features, w.n_hidden, w.batch_size)
+    for w in bench_speed.WORKLOADS
 }
 
 # The worker: fits on request and answers with wall and CPU seconds per epoch.
