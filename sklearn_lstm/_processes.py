@@ -36,7 +36,10 @@ The helpers:
   for a core, so this process computes those shares itself, one after the
   other, until a core is free again;
 * exit when this process closes their socket (or dies), and by themselves after
-  :data:`IDLE_SECONDS` without work;
+  :data:`IDLE_SECONDS` without work; on Linux, each has a thread of this process
+  that waits for it and reaps it as soon as it exits (no zombie stays until the
+  next session), and is killed, when it must be, through a pidfd, which never
+  reaches another process that took its pid;
 * are ended when an exception this process did not expect (Ctrl-C's
   KeyboardInterrupt, or another that a signal handler raises) interrupts an
   exchange with them: what they have read or sent is then unknown, and a reply
@@ -46,6 +49,7 @@ As in :class:`~._backend.SerialBackend`, BLAS in this process runs on one thread
 during a session (``_backend.blas_on_one_thread``).
 """
 
+import _thread
 import atexit
 import hashlib
 import math
@@ -62,6 +66,7 @@ import tempfile
 import threading
 import time
 import traceback
+import weakref
 from contextlib import contextmanager
 from typing import NamedTuple
 
@@ -480,16 +485,40 @@ class _Helper:
     """One helper process, its socket and its memory file."""
 
     def __init__(self, runtime):
+        # Nothing to close until start: a helper dropped before is no leak.
+        self.runtime = runtime
+        self.file = self.memory = None  # the memory file, once started
+        self.sock = None  # this process's end of the socket, once started
+        self.process = None  # the Popen, once started
+        self._exit = None  # its exit code, once reaped ("unknown" if lost)
+        self._stat = None  # descriptor of /proc/<pid>/stat, -1 if unreadable
+        self._pidfd = -1  # a pidfd of the helper, -1 if none
+        self._watcher = None  # the identifier of the thread that reaps it
+        self.ending = False  # being ended (close), maybe interrupted part way
+        self.ready = False
+        self.network = None  # the network of the session under way
+        self.sent = 0  # shares sent in this session (see _COUNTS)
+        self._answer = None  # the slots, mapping and views of the last answer
+        self.busy = False  # a share was sent and its result not read
+        self._sent_at = 0.0
+
+    def start(self):
+        """Start the helper's process and send it the code it runs (it reports
+        ready to :meth:`wait_ready`). The runtime lists the helper before this
+        call: if it is interrupted, :meth:`close` ends what there is of it."""
+        runtime = self.runtime
         self.file = _memory_file()
         self.memory = _Memory(self.file.fileno())
-        ours, theirs = socket.socketpair()
-        self.sock = ours
+        self.sock, theirs = socket.socketpair()
         env = dict(os.environ)
         for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             env[name] = "1"  # one core per process
         fds = (theirs.fileno(), self.file.fileno())
+        # Made in two steps: should Popen be interrupted while it waits for the
+        # new process to run the interpreter, that process is still ours to end.
+        self.process = subprocess.Popen.__new__(subprocess.Popen)
         try:
-            self.process = subprocess.Popen(
+            self.process.__init__(
                 [runtime.executable, "-I", "-c", _BOOT, *map(str, fds)],
                 pass_fds=fds,
                 env=env,
@@ -498,27 +527,24 @@ class _Helper:
                 stderr=subprocess.DEVNULL,
                 start_new_session=True,
             )
-        except BaseException:
-            ours.close()
-            self.file.close()
-            raise
         finally:
             theirs.close()
+        # Opened while the helper cannot have been reaped (nothing waits for it
+        # yet): they stay its own even once its pid is free again.
+        self._stat = _open_stat(self.pid)
+        self._pidfd = _open_pidfd(self.pid)
+        # Where it can be killed through its pidfd, a thread waits for it and
+        # reaps it as soon as it exits (when idle, say), instead of leaving a
+        # zombie until this process's next session. Elsewhere its pid must stay
+        # its own until it is seen to exit, so only the thread that ends it
+        # reaps it (exit_code).
+        self._watcher = _watch(self) if self._pidfd >= 0 else None
         code = {
             "package": __package__,
             "modules": _SOURCES,
             "numpy_dir": os.path.dirname(os.path.dirname(np.__file__)),
             "idle_seconds": runtime.idle_seconds,
         }
-        self._exit = None  # its exit code, once reaped ("unknown" if lost)
-        self.ending = False  # being ended (close), maybe interrupted part way
-        self.ready = False
-        self.network = None  # the network of the session under way
-        self.sent = 0  # shares sent in this session (see _COUNTS)
-        self._answer = None  # the slots, mapping and views of the last answer
-        self.busy = False  # a share was sent and its result not read
-        self._sent_at = 0.0
-        self._stat = None  # descriptor of /proc/<pid>/stat, -1 if unreadable
         try:
             # Bounded: a helper that never reads cannot hold up this process.
             self.sock.settimeout(runtime.start_seconds)
@@ -530,19 +556,13 @@ class _Helper:
 
     @property
     def pid(self):
-        return self.process.pid
+        """The helper's process id, None before its process started."""
+        return getattr(self.process, "pid", None)
 
     def running(self):
         """Whether the helper is ready to run now (computing or polling), as
         Linux's ``/proc/<pid>/stat`` says; False where that cannot be read."""
-        if self._stat is None:
-            try:
-                self._stat = os.open(
-                    f"/proc/{self.pid}/stat", os.O_RDONLY | os.O_CLOEXEC
-                )
-            except OSError:
-                self._stat = -1
-        if self._stat < 0:
+        if self._stat is None or self._stat < 0:
             return False
         try:
             return os.pread(self._stat, 512, 0).rsplit(b")", 1)[1][1:2] == b"R"
@@ -653,24 +673,35 @@ class _Helper:
         os.pwrite(self.file.fileno(), bytes(_COUNTS), 0)
 
     def exit_code(self):
-        """The helper's exit code once it has exited, else None.
+        """The helper's exit code once it has exited (and was reaped), else None.
 
-        It is reaped here, without blocking and without Popen's lock, which an
-        interruption (Ctrl-C) just after Popen took it would leave held, so that
-        a later ``Popen.wait`` would block for ever.
+        Without a watcher thread, it is reaped here, without blocking and
+        without Popen's lock, which an interruption (Ctrl-C) just after Popen
+        took it would leave held, so that a later ``Popen.wait`` would block for
+        ever.
         """
-        if self._exit is None:
+        if self.pid is None:  # never started (an interruption, or Popen failed)
+            return "not started"
+        if self._exit is None and self._watcher is None:
             try:
                 pid, status = os.waitpid(self.pid, os.WNOHANG)
             except ChildProcessError:  # reaped by a call that was interrupted
                 pid, status = self.pid, None
             if pid:
-                self._exit = (
-                    "unknown" if status is None else os.waitstatus_to_exitcode(status)
-                )
-                # Popen must neither reap it nor warn that it still runs.
-                self.process.returncode = -1 if status is None else self._exit
+                self._reaped(status)
         return self._exit
+
+    def _reaped(self, status):
+        """Note the exit ``status`` of the reaped helper (None if unknown: it
+        was reaped elsewhere, maybe by :meth:`exit_code` when an interruption
+        left the watcher thread unknown)."""
+        # Popen must neither reap it nor warn that it still runs.
+        if status is None:
+            if self._exit is None:
+                self.process.returncode, self._exit = -1, "unknown"
+        else:
+            code = os.waitstatus_to_exitcode(status)
+            self.process.returncode, self._exit = code, code
 
     def alive(self):
         return self.exit_code() is None
@@ -684,33 +715,49 @@ class _Helper:
                 return None
             time.sleep(pause)
             pause = min(2 * pause, 0.01)
-        return self._exit
+        return self.exit_code()
 
     def _kill(self):
-        # Not reaped, its pid is still its own (a zombie at worst).
-        if self.exit_code() is None:
+        if self._pidfd >= 0:
+            # Never another process, even if the watcher has just reaped it.
+            try:
+                signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+            except ProcessLookupError:
+                pass  # reaped already
+        elif self.exit_code() is None:
+            # Not reaped, its pid is still its own (a zombie at worst).
             os.kill(self.pid, signal.SIGKILL)
 
     def _close_files(self):
         """Close this process's socket, memory file and /proc descriptor of the
         helper; safe to repeat."""
-        self.sock.close()
-        self.memory.release()
-        self.file.close()
+        if self.sock is not None:
+            self.sock.close()
+        if self.memory is not None:
+            self.memory.release()
+        if self.file is not None:
+            self.file.close()
         # Forgotten before it is closed: never closed twice (another file may
         # have its number by then).
         fd, self._stat = self._stat, None
-        if fd is not None and fd >= 0:
-            os.close(fd)
+        _close_fd(fd)
+
+    def _close_pidfd(self):
+        """Close the helper's pidfd, once it has exited (it can no longer be
+        killed) or in a forked child; safe to repeat."""
+        fd, self._pidfd = self._pidfd, -1  # forgotten first, as in _close_files
+        _close_fd(fd)
 
     def disown(self):
         """In a child forked from this process: close the child's copies of the
         socket and the memory file, and leave the helper to the parent, which
         started it and will end it."""
         self._close_files()
-        # Not the child's process: its Popen must neither wait for it nor warn
-        # that it is still running when the child lets go of it.
-        self.process._child_created = False
+        self._close_pidfd()
+        if self.process is not None:
+            # Not the child's process: its Popen must neither wait for it nor
+            # warn that it is still running when the child lets go of it.
+            self.process._child_created = False
 
     def close(self, kill=False):
         """End the helper: closing its socket makes it exit, within a second or
@@ -724,7 +771,63 @@ class _Helper:
         if self.wait_exit(1.0) is None and not kill:
             self._kill()
             self.wait_exit(1.0)
-        return self._exit is not None
+        if self.exit_code() is None:
+            return False
+        self._close_pidfd()
+        return True
+
+
+def _open_stat(pid):
+    """A descriptor of ``/proc/<pid>/stat`` (see :meth:`_Helper.running`), or -1
+    where there is none."""
+    try:
+        return os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return -1
+
+
+def _open_pidfd(pid):
+    """A pidfd of process ``pid`` (Linux 5.3 and later), or -1: a descriptor
+    that only ever signals that process, even after its pid is reused."""
+    if not hasattr(os, "pidfd_open") or not hasattr(signal, "pidfd_send_signal"):
+        return -1
+    try:
+        return os.pidfd_open(pid)
+    except OSError:
+        return -1
+
+
+def _close_fd(fd):
+    """Close the descriptor ``fd`` unless it is None or negative (none)."""
+    if fd is not None and fd >= 0:
+        os.close(fd)
+
+
+def _watch(helper):
+    """Start a thread that reaps ``helper`` as soon as it exits; the thread's
+    identifier, or None if no thread could start (then
+    :meth:`_Helper.exit_code` reaps it)."""
+    pid = helper.pid
+    # A weak reference: the thread keeps no helper, nor its files, alive.
+    ref = weakref.ref(helper)
+
+    def reap():
+        # Blocks in the system call, holding neither the GIL nor any lock.
+        try:
+            status = os.waitpid(pid, 0)[1]
+        except ChildProcessError:  # reaped by the program (os.wait())
+            status = None
+        helper = ref()
+        if helper is not None:
+            helper._reaped(status)
+
+    # A bare thread: threading.Thread.start keeps a registry that a signal
+    # handler raising at the wrong moment leaves inconsistent (the thread then
+    # dies with a KeyError printed on stderr).
+    try:
+        return _thread.start_new_thread(reap, ())
+    except RuntimeError:  # no thread can start (a limit on threads)
+        return None
 
 
 def _memory_file():
@@ -829,7 +932,11 @@ class HelperRuntime:
                 self._drop(helper, kill=True)
             try:
                 while len(self._helpers) < n:
-                    self._helpers.append(_Helper(self))
+                    helper = _Helper(self)
+                    # Listed first: should its start be interrupted, the
+                    # helper is ended with the others (acquire).
+                    self._helpers.append(helper)
+                    helper.start()
                 deadline = time.monotonic() + self.start_seconds
                 for helper in self._helpers[:n]:
                     helper.wait_ready(deadline)
@@ -906,7 +1013,9 @@ class HelperRuntime:
         # listed, and the next session (or the end of this process) ends it.
         if not helper.close(kill=kill):
             self._exiting.append(helper)  # to be reaped once it has exited
-        self._exiting = [helper for helper in self._exiting if helper.alive()]
+        for gone in [h for h in self._exiting if not h.alive()]:
+            gone._close_pidfd()
+            self._exiting.remove(gone)
         if helper in self._helpers:
             self._helpers.remove(helper)
 

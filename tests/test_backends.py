@@ -23,6 +23,7 @@ the shares this process computed itself.
 """
 
 import ast
+import gc
 import hashlib
 import os
 import pickle
@@ -49,7 +50,7 @@ from sklearn.model_selection import GridSearchCV
 from threadpoolctl import threadpool_info, threadpool_limits
 
 import sklearn_lstm
-from sklearn_lstm import LSTMClassifier, LSTMRegressor, _backend
+from sklearn_lstm import LSTMClassifier, LSTMRegressor, _backend, _processes
 from sklearn_lstm._backend import (
     SerialBackend,
     effective_n_jobs,
@@ -889,8 +890,11 @@ KILL_WITH_SIGPIPE_DEFAULT = """
     killed = []
 
     def state(pid):
-        with open(f"/proc/{pid}/stat") as file:
-            return file.read().rsplit(")", 1)[1].split()[0]
+        try:
+            with open(f"/proc/{pid}/stat") as file:
+                return file.read().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:  # reaped already
+            return None
 
     class Sabotaged(LSTMRegressor):
         def _step(self, *args):
@@ -899,7 +903,7 @@ KILL_WITH_SIGPIPE_DEFAULT = """
             if self.steps_done_ == 6:
                 (pid,) = RUNTIME.pids()
                 os.kill(pid, signal.SIGKILL)
-                while state(pid) != "Z":  # dead: its socket is closed
+                while state(pid) not in ("Z", None):  # dead: socket closed
                     time.sleep(0.01)
                 killed.append(pid)
 
@@ -1184,6 +1188,24 @@ def test_idle_helpers_exit_and_are_replaced_silently():
             seconds = gone_within(pid, 5)
             assert seconds is not None and seconds < 2.5
         assert pids[0] != pids[1]
+    finally:
+        runtime.close_all()
+
+
+@requires_helpers
+@requires_proc
+def test_a_helper_that_exits_when_idle_leaves_no_zombie():
+    # Nothing of the package runs after the session, yet the helper that exits
+    # is reaped at once: no "<defunct>" entry stays in the process table.
+    runtime = HelperRuntime(idle_seconds=0.5)
+    try:
+        pid = one_silent_session_with_a_helper(runtime)
+        (helper,) = runtime._helpers
+        seconds = wait_until(lambda: proc_state(pid) is None, 5)
+        assert seconds is not None, f"state {proc_state(pid)!r} after 5 s"
+        # and the thread that waited for it has ended
+        ended = wait_until(lambda: helper._watcher not in sys._current_frames(), 5)
+        assert ended is not None
     finally:
         runtime.close_all()
 
@@ -1586,6 +1608,51 @@ def interrupt_wait_ready_once(monkeypatch, after_report):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(_Helper, "wait_ready", interrupted)
+
+
+@requires_helpers
+@requires_proc
+@pytest.mark.parametrize("where", ["in Popen", "before its code was sent"])
+def test_ctrl_c_right_after_a_helper_process_started(monkeypatch, where):
+    # Interrupted once the helper's process exists: inside Popen (while it
+    # waits for the process to run the interpreter), or before the helper was
+    # sent its code. The helper is ended and reaped at once, not left running
+    # until it sees its socket closed (with Popen warning that it still runs).
+    runtime = HelperRuntime()
+    started = []
+    if where == "in Popen":
+        execute_child = subprocess.Popen._execute_child
+
+        def interrupted(process, *args, **kwargs):
+            execute_child(process, *args, **kwargs)
+            if not started:
+                started.append(process.pid)
+                raise KeyboardInterrupt
+
+        monkeypatch.setattr(subprocess.Popen, "_execute_child", interrupted)
+    else:
+        send = _processes._send
+
+        def interrupted(sock, kind, payload=b""):
+            if kind == b"C" and not started:
+                started.append(runtime._helpers[-1].pid)
+                raise KeyboardInterrupt
+            return send(sock, kind, payload)
+
+        monkeypatch.setattr(_processes, "_send", interrupted)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with pytest.raises(KeyboardInterrupt):
+                one_batch_of_two_shares(runtime)
+            assert proc_state(started[0]) is None
+            assert runtime.pids() == [] and runtime.start_failed is None
+            gc.collect()
+        assert not [w for w in caught if "still running" in str(w.message)]
+        messages, here = one_batch_of_two_shares(runtime)
+        assert not messages and here == 1
+    finally:
+        runtime.close_all()
 
 
 @requires_helpers
