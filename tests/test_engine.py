@@ -253,6 +253,22 @@ def test_engine_saturated_preactivations(dtype):
         assert g.dtype == dtype and np.all(np.isfinite(g))
 
 
+@pytest.mark.parametrize("scale", [1e-6, 1e-3, 0.5])
+def test_float64_hidden_states_within_a_few_units_of_rounding(scale):
+    # float64 gates are activated through exp (tanh(z) = 2 sigmoid(2 z) - 1):
+    # hidden states, also those near zero, stay within a few units of 2**-53
+    # of the equations (absolute: they are at most 1 in size), at weights that
+    # do not amplify rounding through the recurrence.
+    rng = np.random.default_rng(5)
+    B, T, F, hidden = 8, 12, 3, (6, 5)
+    X = rng.normal(size=(B, T, F))
+    params = make_params(rng, F, hidden, 5, scale=scale)
+    params[-2:] = [np.eye(5), np.zeros(5)]  # the output is h_T itself
+    np.testing.assert_allclose(
+        forward(X, params)[0], reference_forward(X, params), rtol=0, atol=8 * 2.0**-53
+    )
+
+
 @pytest.mark.parametrize("loss_name, kind, n_out", LOSS_CASES)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_losses_on_huge_logits(loss_name, kind, n_out, dtype):
