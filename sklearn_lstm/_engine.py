@@ -52,7 +52,7 @@ How it is computed (the equations above are the contract; this is only speed):
   i]`` backward), so that each gate of each step is one contiguous block, and the
   blocks that one operation needs are neighbours: numpy's fast path, never a
   strided view, and as few calls per step as the equations allow (eight forward,
-  five backward, including the matrix product).
+  fourteen in float64, and five backward, including the matrix product).
 * One matrix product per step does all the work of ``z_t``: the step's column
   ``[h_{t-1}; x_t; 1]`` is multiplied by ``[U | W | b]^T``, so the input term and
   the bias need no separate pass. ``h_t`` is written straight into the next
