@@ -67,11 +67,11 @@ How it is computed (the equations above are the contract; this is only speed):
     1``. The sigmoid rows are negated and the g rows multiplied by -2, so one
     ``exp`` activates all four gates, and ``tanh(c_t)`` is computed the same way.
     NumPy's float64 ``tanh`` costs about twice its ``exp`` (20 ns a value against
-    10 on an AVX2 processor, NumPy 2.4), and this makes float64 steps about a
-    quarter faster (``benchmarks/ab_engine.py --dtype float64``). Each value is
-    within a few units of 2**-53 of the exact one, a relative error that grows
-    as ``tanh`` nears zero (float32's own rounding is 2**-24). An ``exp`` that
-    overflows gives the limit (sigmoid 0, tanh -1).
+    10 on an AVX2 processor, NumPy 2.4): there this takes a quarter to a third
+    off a float64 batch (``benchmarks/ab_engine.py --dtype float64``). Each
+    value is within a few units of 2**-53 of the exact one, a relative error
+    that grows as ``tanh`` nears zero (float32's own rounding is 2**-24). An
+    ``exp`` that overflows gives the limit (sigmoid 0, tanh -1).
 * The steps run in chunks of a few steps whose work arrays stay in cache. Whatever
   does not feed the recurrence is done once per chunk on all its steps together:
   the gates' derivative factors after a forward chunk, and after a backward chunk
