@@ -41,12 +41,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import bench_speed  # noqa: E402
+from bench_speed import WORKLOADS as SPEED_WORKLOADS  # noqa: E402
 from bench_speed import blas_description, cpu_model  # noqa: E402
 
 WORKLOADS = {  # N, T, F, H, batch of bench_speed.py's workloads
     w.name: (w.n_samples, w.n_timesteps, w.n_features, w.n_hidden, w.batch_size)
-    for w in bench_speed.WORKLOADS
+    for w in SPEED_WORKLOADS
 }
 
 # The worker: fits on request and answers with wall and CPU seconds per epoch.

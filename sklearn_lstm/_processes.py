@@ -491,7 +491,7 @@ class _Helper:
         self.sock = None  # this process's end of the socket, once started
         self.process = None  # the Popen, once started
         self._exit = None  # its exit code, once reaped ("unknown" if lost)
-        self._stat = None  # descriptor of /proc/<pid>/stat, -1 if unreadable
+        self._stat = -1  # descriptor of /proc/<pid>/stat, -1 if none
         self._pidfd = -1  # a pidfd of the helper, -1 if none
         self._watcher = None  # the identifier of the thread that reaps it
         self.ending = False  # being ended (close), maybe interrupted part way
@@ -562,7 +562,7 @@ class _Helper:
     def running(self):
         """Whether the helper is ready to run now (computing or polling), as
         Linux's ``/proc/<pid>/stat`` says; False where that cannot be read."""
-        if self._stat is None or self._stat < 0:
+        if self._stat < 0:
             return False
         try:
             return os.pread(self._stat, 512, 0).rsplit(b")", 1)[1][1:2] == b"R"
@@ -739,7 +739,7 @@ class _Helper:
             self.file.close()
         # Forgotten before it is closed: never closed twice (another file may
         # have its number by then).
-        fd, self._stat = self._stat, None
+        fd, self._stat = self._stat, -1
         _close_fd(fd)
 
     def _close_pidfd(self):
@@ -798,8 +798,8 @@ def _open_pidfd(pid):
 
 
 def _close_fd(fd):
-    """Close the descriptor ``fd`` unless it is None or negative (none)."""
-    if fd is not None and fd >= 0:
+    """Close the descriptor ``fd`` unless it is negative (none)."""
+    if fd >= 0:
         os.close(fd)
 
 
