@@ -51,27 +51,30 @@ How it is computed (the equations above are the contract; this is only speed):
   and the gate blocks are reordered (``[g | f | i | o]`` forward, ``[o | g | f |
   i]`` backward), so that each gate of each step is one contiguous block, and the
   blocks that one operation needs are neighbours: numpy's fast path, never a
-  strided view, and as few calls per step as the equations allow (eight forward,
+  strided view, and as few calls per step as the equations allow (nine forward,
   fourteen in float64, and five backward, including the matrix product).
 * One matrix product per step does all the work of ``z_t``: the step's column
   ``[h_{t-1}; x_t; 1]`` is multiplied by ``[U | W | b]^T``, so the input term and
   the bias need no separate pass. ``h_t`` is written straight into the next
   step's column.
-* One call activates all four gates of a step, as the rows of ``[U | W | b]^T``
-  are scaled beforehand (exactly: by powers of two).
+* The gates are activated in place, the rows of ``[U | W | b]^T`` scaled
+  beforehand (exactly: by powers of two) so that no step has to, and ``exp``
+  used instead of ``tanh`` where it is the cheaper call: on an AVX2 processor,
+  NumPy 2.4's ``tanh`` costs about twice its ``exp`` (float32: 4.2 ns a value
+  against 2.4; float64: 20 against 10). An ``exp`` that overflows gives the
+  limit (sigmoid 0, tanh -1).
 
-  - float32: ``sigmoid(z) = 0.5 * tanh(z / 2) + 0.5``. The sigmoid rows are
-    halved, so one ``tanh`` activates all four gates, and no finite input can
-    overflow.
-  - float64: ``sigmoid(z) = 1 / (1 + exp(-z))`` and ``tanh(z) = 2 sigmoid(2 z) -
-    1``. The sigmoid rows are negated and the g rows multiplied by -2, so one
-    ``exp`` activates all four gates, and ``tanh(c_t)`` is computed the same way.
-    NumPy's float64 ``tanh`` costs about twice its ``exp`` (20 ns a value against
-    10 on an AVX2 processor, NumPy 2.4): there this takes a quarter to a third
-    off a float64 batch (``benchmarks/ab_engine.py --dtype float64``). Each
-    value is within a few units of 2**-53 of the exact one, a relative error
-    that grows as ``tanh`` nears zero (float32's own rounding is 2**-24). An
-    ``exp`` that overflows gives the limit (sigmoid 0, tanh -1).
+  - float32: ``sigmoid(z) = 1 / (1 + exp(-z))``, the sigmoid rows negated, so
+    one ``exp`` activates the f, i and o gates; ``tanh`` activates g and gives
+    ``tanh(c_t)``. Against one ``tanh`` for all four gates (``sigmoid(z) = 0.5
+    * tanh(z / 2) + 0.5``), this takes 4 to 11% off a half batch on that
+    processor (``benchmarks/ab_engine.py --share 2``).
+  - float64: also ``tanh(z) = 2 sigmoid(2 z) - 1``, the g rows multiplied by
+    -2, so one ``exp`` activates all four gates, and ``tanh(c_t)`` is computed
+    the same way: this takes a quarter to a third off a float64 batch
+    (``benchmarks/ab_engine.py --dtype float64``). Each value is within a few
+    units of 2**-53 of the exact one, a relative error that grows as ``tanh``
+    nears zero (float32's own rounding is 2**-24).
 * The steps run in chunks of a few steps whose work arrays stay in cache. Whatever
   does not feed the recurrence is done once per chunk on all its steps together:
   the gates' derivative factors after a forward chunk, and after a backward chunk
@@ -313,7 +316,7 @@ def _layer_forward(
     T, F, B = X_T.shape
     H = U.shape[0]
     dtype = X_T.dtype
-    # M = [U | W | b]^T in the inner gate order, sigmoid rows halved: (4H, H+F+1).
+    # M = [U | W | b]^T in the inner gate order, rows scaled: (4H, H+F+1).
     UWb = ws.empty(key + "UWb", (H + F + 1, 4 * H), dtype)
     UWb[:H], UWb[H : H + F], UWb[H + F] = U, W, b
     M = ws.empty(key + "M", (4 * H, H + F + 1), dtype)
@@ -327,9 +330,9 @@ def _layer_forward(
         np.negative(gates_in[:, 3].T, out=gates_out[3])
     else:
         np.copyto(gates_out[0], gates_in[:, 2].T)  # g
-        # f, i, o get z / 2, for sigmoid(z) = (1 + tanh(z/2)) / 2
-        np.multiply(gates_in[:, 1::-1].transpose(1, 2, 0), 0.5, out=gates_out[1:3])
-        np.multiply(gates_in[:, 3].T, 0.5, out=gates_out[3])
+        # f, i, o get -z, for sigmoid(z) = 1 / (1 + exp(-z))
+        np.negative(gates_in[:, 1::-1].transpose(1, 2, 0), out=gates_out[1:3])
+        np.negative(gates_in[:, 3].T, out=gates_out[3])
 
     # HX[t] = [h_{t-1} (masked); x_t (masked); 1], the column step t multiplies.
     HX = ws.empty(key + "HX", (T + 1, H + F + 1, B), dtype)
@@ -372,7 +375,7 @@ def _layer_forward(
         one, two = ones[0], _constants(2.0, (H, B), dtype)
         minus_two = _constants(-2.0, (H, B), dtype)
     else:
-        halves = _constants(0.5, (3, H, B), dtype)
+        ones = _constants(1.0, (3, H, B), dtype)
     # Views (H+F+1, B) and (H, B) per step.
     columns = ws.memo(key + "columns", (HX,), lambda: list(HX))
     hidden = ws.memo(
@@ -404,9 +407,10 @@ def _layer_forward(
                     multiply(g, two, g)
                     subtract(g, one, g)  # g = tanh
                 else:
-                    tanh(gates, gates)
-                    multiply(sigmoids, halves, sigmoids)
-                    add(sigmoids, halves, sigmoids)  # f, i, o = sigmoid; g = tanh
+                    tanh(g, g)
+                    exp(sigmoids, sigmoids)
+                    add(sigmoids, ones, sigmoids)
+                    divide(ones, sigmoids, sigmoids)  # f, i, o = sigmoid
                 multiply(f_i, c_g, fc_ig)
                 add(fc, ig, c)  # c_t = f * c_{t-1} + i * g
                 if by_exp:
