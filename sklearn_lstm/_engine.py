@@ -321,18 +321,15 @@ def _layer_forward(
     UWb[:H], UWb[H : H + F], UWb[H + F] = U, W, b
     M = ws.empty(key + "M", (4 * H, H + F + 1), dtype)
     gates_in, gates_out = _blocks(UWb, H), M.reshape(4, H, H + F + 1)
-    by_exp = dtype == np.float64  # how the gates are activated (module docstring)
+    # f, i, o get -z, for sigmoid(z) = 1 / (1 + exp(-z)); in float64, g gets -2 z,
+    # for tanh(z) = 2 sigmoid(2 z) - 1 (module docstring)
+    np.negative(gates_in[:, 1::-1].transpose(1, 2, 0), out=gates_out[1:3])
+    np.negative(gates_in[:, 3].T, out=gates_out[3])
+    by_exp = dtype == np.float64  # g and tanh(c_t) through exp too
     if by_exp:
-        # f, i, o get -z, for sigmoid(z) = 1 / (1 + exp(-z)); g gets -2 z, for
-        # tanh(z) = 2 sigmoid(2 z) - 1
         np.multiply(gates_in[:, 2].T, -2.0, out=gates_out[0])
-        np.negative(gates_in[:, 1::-1].transpose(1, 2, 0), out=gates_out[1:3])
-        np.negative(gates_in[:, 3].T, out=gates_out[3])
     else:
-        np.copyto(gates_out[0], gates_in[:, 2].T)  # g
-        # f, i, o get -z, for sigmoid(z) = 1 / (1 + exp(-z))
-        np.negative(gates_in[:, 1::-1].transpose(1, 2, 0), out=gates_out[1:3])
-        np.negative(gates_in[:, 3].T, out=gates_out[3])
+        np.copyto(gates_out[0], gates_in[:, 2].T)
 
     # HX[t] = [h_{t-1} (masked); x_t (masked); 1], the column step t multiplies.
     HX = ws.empty(key + "HX", (T + 1, H + F + 1, B), dtype)
