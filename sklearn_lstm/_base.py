@@ -845,7 +845,9 @@ class BaseLSTM(BaseEstimator, ABC):
 
         # Overflow while diverging is caught by the explicit checks of _run_epochs,
         # which say what to do about it; numpy's own warnings would only add noise.
-        with np.errstate(over="ignore", invalid="ignore"):
+        # Underflow (saturated gates, tiny gradients) is never an error, even where
+        # the caller made it one (np.seterr(all="raise")).
+        with np.errstate(over="ignore", invalid="ignore", under="ignore"):
             self._run_epochs(
                 X, y, sample_weight, validation, params, batch_size, incremental
             )

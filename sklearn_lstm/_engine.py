@@ -386,7 +386,9 @@ def _layer_forward(
     M_rows = [(a, b, M[a:b]) for a, b in cuts] if len(cuts) > 1 else None
     dot, tanh, multiply, add = np.dot, np.tanh, np.multiply, np.add
     exp, divide, subtract = np.exp, np.divide, np.subtract
-    with np.errstate(over="ignore"):  # exp's overflow gives the limits
+    # exp's overflow and underflow give the limits, even where the caller made
+    # them errors (np.seterr(all="raise")).
+    with np.errstate(over="ignore", under="ignore"):
         for t0 in range(0, T, C):
             n = min(C, T - t0)
             first = t0 if keep_cache else 0  # the record of step t0

@@ -253,6 +253,19 @@ def test_engine_saturated_preactivations(dtype):
         assert g.dtype == dtype and np.all(np.isfinite(g))
 
 
+@pytest.mark.parametrize("keep_cache", [True, False])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_saturated_gates_raise_nothing_where_numpy_errors_are_raised(dtype, keep_cache):
+    # exp gives sigmoids of saturated gates: its overflow and underflow are the
+    # limits, not errors, even under np.seterr(all="raise").
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(4, 6, 3)).astype(dtype)
+    params = make_params(rng, 3, (5, 4), 3, scale=600.0, dtype=dtype)
+    with np.errstate(all="raise"):
+        out = forward(X, params, keep_cache=keep_cache)[0]
+    assert np.all(np.isfinite(out))
+
+
 @pytest.mark.parametrize("scale", [1e-6, 1e-3, 0.5])
 def test_float64_hidden_states_within_a_few_units_of_rounding(scale):
     # float64 gates are activated through exp (tanh(z) = 2 sigmoid(2 z) - 1):

@@ -616,6 +616,27 @@ def test_divergence_with_finite_loss_warns():
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("cls", [LSTMRegressor, LSTMClassifier])
+def test_a_fit_raises_nothing_where_numpy_errors_are_raised(cls, dtype):
+    # Under np.seterr(all="raise"), saturated gates and gradients that underflow
+    # are no error of the fit: it trains, predicts and scores as with numpy's
+    # defaults (a float32 regressor's weight gradients underflowed here).
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(64, 10, 2)).astype(dtype)
+    y = 3 * X[:, -1, 0]
+    if cls is LSTMClassifier:
+        y = y > 0
+    est = cls(max_iter=30, learning_rate_init=0.1, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        expected = clone(est).fit(X, y).predict(X)
+        with np.errstate(all="raise"):
+            est.fit(X, y)
+            assert_array_equal(est.predict(X), expected)
+            est.score(X, y)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_targets_too_large_for_the_loss_are_named(dtype):
     # Squared errors of targets near 1e160 (1e20 in float32) overflow: the cause
     # is the scale of y, not the learning rate, and nothing is trained.
