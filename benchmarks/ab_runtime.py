@@ -4,9 +4,9 @@ For work on the helper runtime (``sklearn_lstm/_processes.py``, ``_backend.py``)
 how long waits poll, what a share's hand-over costs. ``ab_engine.py`` times the
 engine alone; this script times whole fits, helpers included. The package of a
 git revision (``--base``, default HEAD) and the one in the working tree each run
-in a worker process of their own, whose helpers run that version's code; both fit
-the same data (``bench_speed.py``'s workloads, float32, its estimator settings) in
-turns, many rounds, so that the machine's drift touches both alike. For each
+in a worker process of their own (``bench_sharing.py``'s), whose helpers run that
+version's code; both fit the same data (``bench_speed.py``'s workloads, float32)
+in turns, many rounds, so that the machine's drift touches both alike. For each
 workload it prints the best time per epoch and the median CPU time per epoch (the
 worker and its helpers) of both, and their ratios: below 1, the working tree is
 faster or cheaper.
@@ -27,53 +27,32 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
-import warnings
 from pathlib import Path
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-BENCHMARKS = Path(__file__).resolve().parent
-sys.path.insert(0, str(BENCHMARKS))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_speed import WORKLOADS  # noqa: E402
+# bench_sharing.py's worker: fits on request, answers wall and CPU seconds per
+# epoch (helpers included); it imports the package found first on its path.
+from bench_sharing import WORKER, WORKLOADS  # noqa: E402
 
 
-def worker(package_dir, name, epochs):
-    """Serve fits of workload ``name`` with the package in ``package_dir``: one
-    per line read, answering ``[seconds per epoch, CPU seconds per epoch]``."""
-    sys.path.insert(0, package_dir)
-    import bench_speed
-
-    import sklearn_lstm
-    from sklearn_lstm._processes import RUNTIME
-
-    if not sklearn_lstm.__file__.startswith(package_dir):
-        raise RuntimeError(f"imported {sklearn_lstm.__file__}, not {package_dir}")
-    warnings.simplefilter("ignore")
-    workload = {w.name: w for w in WORKLOADS}[name]
-    X, y = bench_speed.make_data(workload)
-    tick = os.sysconf("SC_CLK_TCK")
-
-    def helpers_cpu():
-        total = 0.0
-        for pid in RUNTIME.pids():
-            try:
-                with open(f"/proc/{pid}/stat") as stat:
-                    fields = stat.read().rsplit(")", 1)[1].split()
-            except OSError:  # exited meanwhile
-                continue
-            total += (int(fields[11]) + int(fields[12])) / tick
-        return total
-
-    bench_speed.fit_ours(X, y, workload, 1, n_jobs=-1)  # warm-up, helpers started
-    for _ in sys.stdin:
-        cpu, helpers, wall = time.process_time(), helpers_cpu(), time.perf_counter()
-        bench_speed.fit_ours(X, y, workload, epochs, n_jobs=-1)
-        wall = (time.perf_counter() - wall) / epochs
-        cpu = (time.process_time() - cpu + helpers_cpu() - helpers) / epochs
-        print(json.dumps([wall, cpu]), flush=True)
+def with_package(package_dir):
+    """How to start a worker that imports the package in ``package_dir``: run
+    there (``python -c`` puts its directory first on the path)."""
+    options = {"cwd": package_dir, "env": {**os.environ, "PYTHONPATH": package_dir}}
+    found = subprocess.run(
+        [sys.executable, "-c", "import sklearn_lstm; print(sklearn_lstm.__file__)"],
+        capture_output=True,
+        text=True,
+        check=True,
+        **options,
+    ).stdout.strip()
+    if not found.startswith(package_dir):
+        raise RuntimeError(f"a worker would import {found}, not {package_dir}")
+    return options
 
 
 def package_at(revision, directory):
@@ -89,12 +68,15 @@ def package_at(revision, directory):
 
 def compare(name, packages, rounds, epochs):
     """Best seconds and median CPU seconds per epoch of each package's fits."""
+    setting = json.dumps([-1, False])  # n_jobs=-1, helpers allowed
     workers = [
         subprocess.Popen(
-            [sys.executable, __file__, "--_worker", package, name, str(epochs)],
+            [sys.executable, "-c", WORKER, setting, json.dumps(WORKLOADS[name]),
+             str(epochs)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
+            **with_package(package),
         )
         for package in packages
     ]
@@ -123,15 +105,13 @@ def main(argv=None):
     parser.add_argument("--only", help="comma-separated workloads, e.g. W1,W4")
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--epochs", type=int, default=3, help="per fit (W3: 2)")
-    parser.add_argument("--_worker", nargs=3, dest="worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.worker:
-        package_dir, name, epochs = args.worker
-        worker(package_dir, name, int(epochs))
-        return
-    names = [w.name for w in WORKLOADS]
+    names = list(WORKLOADS)
     if args.only:
         names = [n.strip().upper() for n in args.only.split(",")]
+        unknown = sorted(set(names) - set(WORKLOADS))
+        if unknown:
+            parser.error(f"unknown workloads {unknown}; known: {list(WORKLOADS)}")
     print(f"runtime A/B, fits with n_jobs=-1, float32, {args.rounds} interleaved "
           "rounds")
     print(f"base: {args.base}; new: the working tree\n")
