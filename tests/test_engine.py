@@ -267,37 +267,27 @@ def test_saturated_gates_raise_nothing_where_numpy_errors_are_raised(dtype, keep
 
 
 @pytest.mark.parametrize("scale", [1e-6, 1e-3, 0.5])
-def test_float64_hidden_states_within_a_few_units_of_rounding(scale):
-    # float64 gates are activated through exp (tanh(z) = 2 sigmoid(2 z) - 1):
-    # hidden states, also those near zero, stay within a few units of 2**-53
-    # of the equations (absolute: they are at most 1 in size), at weights that
-    # do not amplify rounding through the recurrence.
+@pytest.mark.parametrize("dtype, B", [(np.float64, 8), (np.float32, 64)])
+def test_hidden_states_within_a_few_units_of_rounding(dtype, B, scale):
+    # Gates go through exp (float64: all four, tanh(z) = 2 sigmoid(2 z) - 1, and
+    # tanh(c_t); float32: the sigmoid gates): hidden states, also those near
+    # zero, stay within a few units of the dtype's rounding (2**-53, 2**-24) of
+    # the equations evaluated in float64 on the same inputs and weights
+    # (absolute: they are at most 1 in size), at weights that do not amplify
+    # rounding through the recurrence.
     rng = np.random.default_rng(5)
-    B, T, F, hidden = 8, 12, 3, (6, 5)
-    X = rng.normal(size=(B, T, F))
-    params = make_params(rng, F, hidden, 5, scale=scale)
-    params[-2:] = [np.eye(5), np.zeros(5)]  # the output is h_T itself
-    np.testing.assert_allclose(
-        forward(X, params)[0], reference_forward(X, params), rtol=0, atol=8 * 2.0**-53
-    )
-
-
-@pytest.mark.parametrize("scale", [1e-6, 1e-3, 0.5])
-def test_float32_hidden_states_within_a_few_units_of_rounding(scale):
-    # float32 sigmoid gates go through exp, g and c_t through tanh: hidden states
-    # stay within a few units of 2**-24 of the equations evaluated in float64 on
-    # the same (float32) inputs and weights.
-    rng = np.random.default_rng(5)
-    B, T, F, hidden = 64, 12, 3, (6, 5)
-    X = rng.normal(size=(B, T, F)).astype(np.float32)
-    params = make_params(rng, F, hidden, 5, scale=scale, dtype=np.float32)
-    params[-2:] = [np.eye(5, dtype=np.float32), np.zeros(5, dtype=np.float32)]
+    T, F, hidden = 12, 3, (6, 5)
+    X = rng.normal(size=(B, T, F)).astype(dtype)
+    params = make_params(rng, F, hidden, 5, scale=scale, dtype=dtype)
+    # The output is h_T itself.
+    params[-2:] = [np.eye(5, dtype=dtype), np.zeros(5, dtype=dtype)]
     expected = reference_forward(
         X.astype(np.float64), [p.astype(np.float64) for p in params]
     )
     out = forward(X, params)[0]
-    assert out.dtype == np.float32
-    np.testing.assert_allclose(out, expected, rtol=0, atol=8 * 2.0**-24)
+    assert out.dtype == dtype
+    unit = np.finfo(dtype).eps / 2  # 2**-53, 2**-24
+    np.testing.assert_allclose(out, expected, rtol=0, atol=8 * unit)
 
 
 @pytest.mark.parametrize("loss_name, kind, n_out", LOSS_CASES)
