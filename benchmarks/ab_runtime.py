@@ -8,8 +8,10 @@ in a worker process of their own (``bench_sharing.py``'s), whose helpers run tha
 version's code; both fit the same data (``bench_speed.py``'s workloads, float32)
 in turns, many rounds, so that the machine's drift touches both alike. For each
 workload it prints the best time per epoch and the median CPU time per epoch (the
-worker and its helpers) of both, and their ratios: below 1, the working tree is
-faster or cheaper.
+worker and its helpers) of both, and their ratios, and the median over the rounds
+of each round's ratios (the two fits of a round run back to back, so that drift
+over the rounds touches both alike): below 1, the working tree is faster or
+cheaper.
 
 Run from the repository root::
 
@@ -95,8 +97,11 @@ def compare(name, packages, rounds, epochs):
         for process in workers:
             process.stdin.close()
             process.wait()
-    return [(min(r[0] for r in res), float(np.median([r[1] for r in res])))
-            for res in results]
+    base, new = (np.array(res) for res in results)  # (rounds, [time, CPU])
+    # The two fits of a round run back to back, so the machine's drift over the
+    # rounds touches both about alike: the median of the rounds' ratios.
+    paired = np.median(new / base, axis=0)
+    return [(res[:, 0].min(), np.median(res[:, 1])) for res in (base, new)], paired
 
 
 def main(argv=None):
@@ -116,16 +121,21 @@ def main(argv=None):
           "rounds")
     print(f"base: {args.base}; new: the working tree\n")
     print("| workload | base s/epoch | new s/epoch | new/base time | "
-          "base CPU s/epoch | new CPU s/epoch | new/base CPU |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+          "base CPU s/epoch | new CPU s/epoch | new/base CPU | round by round: "
+          "time | CPU |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as directory:
         packages = [package_at(args.base, directory), str(REPO)]
         for name in names:
             epochs = max(1, args.epochs - 1) if name == "W3" else args.epochs
-            (t0, c0), (t1, c1) = compare(name, packages, args.rounds, epochs)
+            ((t0, c0), (t1, c1)), (rt, rc) = compare(
+                name, packages, args.rounds, epochs
+            )
             print(f"| {name} | {t0:.4f} | {t1:.4f} | {t1 / t0:.3f} | {c0:.4f} | "
-                  f"{c1:.4f} | {c1 / c0:.3f} |", flush=True)
-    print("\ntime: best of the rounds; CPU time: their median, helpers included")
+                  f"{c1:.4f} | {c1 / c0:.3f} | {rt:.3f} | {rc:.3f} |", flush=True)
+    print("\ntime: best of the rounds; CPU time: their median, helpers included; "
+          "round by round: the median of the rounds' new/base ratios (the two fits "
+          "of a round run back to back)")
 
 
 if __name__ == "__main__":

@@ -26,11 +26,13 @@ The helpers:
   socket written with ``MSG_NOSIGNAL`` (a helper's death never raises SIGPIPE);
   every wait for one is bounded;
 * are never pinned to cores, and never change this process's affinity; a wait
-  first polls a count in the memory file for up to a share's time (20 ms at
-  most: waking a sleeping process costs from tens of microseconds to
-  milliseconds on the virtual machines measured), then sleeps on the socket; it
-  does not poll at all while more processes are ready to run than there are
-  cores (the one waited for may be among them; see :data:`BUSY_LOOKS`);
+  first polls a count in the memory file for as long as waking from sleep has
+  typically cost the waiting process (the memory file holds when the last share
+  and the last answer were sent, so that a process woken by one learns how late
+  it woke; see :data:`WAKE_FACTOR`), a share's time and 20 ms at most, then
+  sleeps on the socket; it does not poll at all while more processes are ready
+  to run than there are cores (the one waited for may be among them; see
+  :data:`BUSY_LOOKS`);
 * get no shares while other programs keep busy the cores they would need (see
   :data:`CROWDED_SECONDS`): each mini-batch would wait for a helper that waits
   for a core, so this process computes those shares itself, one after the
@@ -51,6 +53,7 @@ during a session (``_backend.blas_on_one_thread``).
 
 import _thread
 import atexit
+import collections
 import hashlib
 import math
 import mmap
@@ -91,10 +94,20 @@ SESSION_SECONDS = 1.0
 REPLY_FACTOR = 10.0
 REPLY_FLOOR_SECONDS = 1.0
 
-#: A waiting process polls (see _COUNTS) for this fraction of the time of a share,
-#: and at most MAX_POLL_SECONDS, before it sleeps. Measured on W1-W4 of
-#: bench_speed.py: polls of 1 ms left n_jobs=-1 no faster than one process on W2,
-#: and 5 ms lost about 10% on W3 against 20 ms.
+#: A waiting process polls (see _COUNTS) before it sleeps on its socket, for
+#: WAKE_FACTOR times how late it typically wakes after sleeping (the median of
+#: its last WAKE_SAMPLES wake-ups, see _Wakes), and at most POLL_FRACTION of a
+#: share's time and MAX_POLL_SECONDS. Polling as long as a late wake-up would
+#: lose, then sleeping, costs at most twice what the better of the two would
+#: have cost had the wait's end been known (time lost waking late and CPU time
+#: spent polling counted alike). Waking costs from tens of microseconds to
+#: milliseconds on the virtual machines measured. On one (AVX-512), fixed polls
+#: of 1 ms left n_jobs=-1 no faster than one process on W2 of bench_speed.py, and
+#: 5 ms lost about 10% on W3 against 20 ms. On another (AVX2), where waking takes
+#: about a tenth of a millisecond, polls of up to 20 ms took 1.0 to 1.25 times the
+#: CPU time of not polling at all, in the same time within the noise.
+WAKE_FACTOR = 1.0
+WAKE_SAMPLES = 15
 POLL_FRACTION = 1.0
 MAX_POLL_SECONDS = 0.02
 
@@ -114,7 +127,10 @@ _ALIGN = 64  # arrays in the memory file start on their own cache line
 # The memory file starts with two counts: the shares sent to the helper and the
 # answers it sent back in this session. A waiting process polls them (no system
 # call) before it reads its socket; the socket, not the counts, orders the
-# memory accesses.
+# memory accesses. Then two times (float64, time.monotonic(), which all processes
+# share on the systems helpers run on): when the last share and the last answer
+# were sent, written before their messages, so that a process that slept learns
+# how late it woke (_Wakes).
 _COUNTS = 64
 
 # The modules a helper runs, in the order they import each other. Their sources
@@ -161,6 +177,33 @@ def _poll(counts, k, value, seconds):
     end = time.monotonic() + seconds
     while counts[k] < value and time.monotonic() < end:
         pass
+
+
+class _Wakes:
+    """How late this process wakes after sleeping on a socket: the median of the
+    last :data:`WAKE_SAMPLES` times from a message's sending to this process
+    running again, among messages sent while it slept."""
+
+    def __init__(self):
+        self.samples = collections.deque(maxlen=WAKE_SAMPLES)
+        self.typical = 0.0  # none seen yet: the first wait sleeps, and measures
+
+    def see(self, sent, asleep):
+        """A message sent at ``sent`` woke this process, asleep since ``asleep``
+        (both ``time.monotonic()``); one sent before it slept tells nothing."""
+        if sent >= asleep:
+            self.samples.append(time.monotonic() - sent)
+            self.typical = sorted(self.samples)[len(self.samples) // 2]
+
+    def poll_seconds(self, share_seconds):
+        """How long a wait polls before it sleeps, after shares of
+        ``share_seconds`` (see :data:`WAKE_FACTOR`)."""
+        return min(
+            WAKE_FACTOR * self.typical, POLL_FRACTION * share_seconds, MAX_POLL_SECONDS
+        )
+
+
+_wakes = _Wakes()  # this process's
 
 
 def _open_loadavg():
@@ -306,6 +349,7 @@ class _Memory:
         self.fd = fd
         self.buffer = None
         self.counts = None  # view of the counts at the start of the file
+        self.times = None  # and of the times after them
         self.layout = None  # the slots, end and views of the last write(cache=True)
 
     @property
@@ -328,11 +372,12 @@ class _Memory:
             self.release()
             self.buffer = mmap.mmap(self.fd, size)
             self.counts = np.frombuffer(self.buffer, np.int64, 2, 0)
+            self.times = np.frombuffer(self.buffer, np.float64, 2, 16)
         return self.buffer
 
     def release(self):
         """Unmap now, or once the last view of the mapping is gone."""
-        self.layout = self.counts = None
+        self.layout = self.counts = self.times = None
         if self.buffer is not None:
             try:
                 self.buffer.close()
@@ -417,18 +462,24 @@ def _helper_main(sock, file_fd, idle_seconds):
     memory = _Memory(file_fd)
     workspace = network = None  # None between sessions
     last = [None, None, None]  # the last share's message, mapping and arguments
-    poll = 0.0  # how long to poll for the next share (see MAX_POLL_SECONDS)
+    seconds = 0.0  # how long the last share took
     received = answered = 0  # shares and answers of the session (see _COUNTS)
     while True:
+        asleep = None  # since when it sleeps for the next share, if it does
         if workspace is None:
             if not select.select([sock], [], [], idle_seconds)[0]:
                 return  # idle: the next session starts another helper
         elif memory.counts is not None:
-            _poll(memory.counts, 0, received + 1, poll)
+            counts = memory.counts
+            _poll(counts, 0, received + 1, _wakes.poll_seconds(seconds))
+            if counts[0] <= received:
+                asleep, times = time.monotonic(), memory.times
         try:
             kind, payload = _receive(sock)
         except (EOFError, OSError):  # this helper's training process has gone
             return
+        if asleep is not None and kind == b"W":
+            _wakes.see(times[0], asleep)
         try:
             if kind == b"S":  # a session starts
                 workspace, network = Workspace(), pickle.loads(payload)
@@ -443,7 +494,8 @@ def _helper_main(sock, file_fd, idle_seconds):
                 start = time.monotonic()
                 reply = _serve(memory, workspace, network, payload, last)
                 seconds = time.monotonic() - start
-                poll = min(MAX_POLL_SECONDS, POLL_FRACTION * seconds)
+                if memory.times is not None:
+                    memory.times[1] = time.monotonic()  # before the message
                 _send(sock, *reply)
                 answered += 1
                 if memory.counts is not None:
@@ -618,6 +670,7 @@ class _Helper:
             message = b"" if same else pickle.dumps(
                 (op, slots[1], self.memory.size, end)
             )
+            self.memory.times[0] = time.monotonic()  # before the message
             _send(self.sock, b"W", message)
             self.sent += 1
             self.memory.counts[0] = self.sent  # after the message: see _COUNTS
@@ -628,8 +681,12 @@ class _Helper:
     def result(self, wait, poll=0.0):
         """The share's result, with views of the memory file for its arrays."""
         deadline = self._sent_at + wait
-        _poll(self.memory.counts, 1, self.sent, poll)
+        counts, times = self.memory.counts, self.memory.times
+        _poll(counts, 1, self.sent, poll)
+        asleep = time.monotonic() if counts[1] < self.sent else None
         kind, payload = self._receive(deadline, "answer a share")
+        if asleep is not None:
+            _wakes.see(times[1], asleep)
         self.busy = False
         if kind == b"E":
             raise HelperLost(
@@ -1156,9 +1213,8 @@ class ProcessBackend(SerialBackend):
 
     def _result(self, helper):
         wait = max(REPLY_FLOOR_SECONDS, REPLY_FACTOR * self._slowest)
-        poll = min(MAX_POLL_SECONDS, POLL_FRACTION * self._slowest)
         try:
-            return helper.result(wait, poll)
+            return helper.result(wait, _wakes.poll_seconds(self._slowest))
         except HelperLost as exc:
             self._lose(helper, exc)
             return None

@@ -62,15 +62,18 @@ from sklearn_lstm._network import Network
 from sklearn_lstm._objective import Batch, Sequences, share_loss_grad
 from sklearn_lstm._processes import (
     CROWDED_SECONDS,
+    MAX_POLL_SECONDS,
     MIN_PREDICT_MACS,
     MIN_SHARE_MACS,
     REPLY_FLOOR_SECONDS,
     RUNTIME,
     SESSION_SECONDS,
+    WAKE_SAMPLES,
     HelperRuntime,
     ProcessBackend,
     _cores_to_spare,
     _Helper,
+    _Wakes,
     blas_threads,
 )
 
@@ -158,7 +161,7 @@ def cpu_seconds(pids):
 
 def settled_cpu_seconds(pids):
     """:func:`cpu_seconds` once helpers that just answered have gone to sleep (a
-    waiting process polls its socket for a millisecond at most)."""
+    waiting process polls for MAX_POLL_SECONDS at most)."""
     time.sleep(0.05)
     return cpu_seconds(pids)
 
@@ -1129,6 +1132,40 @@ def test_waits_do_not_poll_while_processes_wait_for_cores():
     with every_core_busy():
         pass
     assert wait_until(_cores_to_spare, 5) is not None
+
+
+def test_a_wait_polls_as_long_as_waking_typically_takes():
+    # Polling burns a core; sleeping loses the time this process takes to wake.
+    # A wait polls for what a wake-up typically costs (the median of the last
+    # ones, robust to a rare slow one), never longer than a share, nor than
+    # MAX_POLL_SECONDS.
+    wakes = _Wakes()
+    assert wakes.poll_seconds(1.0) == 0.0  # nothing seen: sleep, and learn
+    asleep = time.monotonic() - 1.0  # since before each message was sent
+    for late in [1e-4, 3e-4, 2e-4, 0.5, 1e-4]:  # one very late wake-up
+        wakes.see(time.monotonic() - late, asleep)
+    assert 2e-4 <= wakes.poll_seconds(1.0) < 3e-4  # the median, 2e-4 late
+    assert wakes.poll_seconds(1e-4) == 1e-4  # shares of 0.1 ms: 0.1 ms
+    for _ in range(WAKE_SAMPLES):  # only the last ones count: waking got slower
+        wakes.see(time.monotonic() - 0.03, asleep)
+    assert wakes.poll_seconds(1.0) == MAX_POLL_SECONDS
+    # A message sent before the process slept did not wake it: nothing learnt.
+    before = wakes.poll_seconds(1.0)
+    wakes.see(asleep - 1e-3, asleep)
+    assert list(wakes.samples)[-1] >= 0.03 and wakes.poll_seconds(1.0) == before
+
+
+@requires_helpers
+def test_waits_learn_how_late_this_process_wakes(warm):
+    # The helper notes when it sends each answer: the training process learns
+    # from the answers that woke it how late it wakes, and polls that long.
+    X, y = regression()
+    wakes = _processes._wakes
+    wakes.samples.clear()
+    LSTMRegressor(**FIT, n_jobs=2).fit(X, y)
+    assert wakes.samples  # at least the first wait slept
+    assert all(0 < late < 1.0 for late in wakes.samples)
+    assert wakes.poll_seconds(1.0) == min(wakes.typical, MAX_POLL_SECONDS)
 
 
 @requires_helpers
