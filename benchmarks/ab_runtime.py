@@ -97,7 +97,8 @@ def compare(name, packages, rounds, epochs):
         for process in workers:
             process.stdin.close()
             process.wait()
-    base, new = (np.array(res) for res in results)  # (rounds, [time, CPU])
+    # (rounds, [time, CPU]); the worker also answers how late it woke: left out
+    base, new = (np.array(res)[:, :2] for res in results)
     # The two fits of a round run back to back, so the machine's drift over the
     # rounds touches both about alike: the median of the rounds' ratios.
     paired = np.median(new / base, axis=0)

@@ -54,6 +54,7 @@ WORKER = r"""
 import json, os, sys, time, warnings
 import numpy as np
 from sklearn_lstm import LSTMRegressor
+from sklearn_lstm import _processes
 from sklearn_lstm._processes import RUNTIME
 from threadpoolctl import threadpool_limits
 
@@ -97,7 +98,11 @@ for line in sys.stdin:
     fit(epochs)
     wall = (time.perf_counter() - wall) / epochs
     cpu = (time.process_time() - cpu + helpers_cpu() - helpers) / epochs
-    print(json.dumps([wall, cpu]), flush=True)
+    # How late this process typically woke after sleeping for a helper (what a
+    # wait polls for), 0 if it never slept.
+    # (ab_runtime.py runs this worker on older versions too: none before f9a33bb.)
+    wakes = getattr(_processes, "_wakes", None)
+    print(json.dumps([wall, cpu, wakes.typical if wakes else 0.0]), flush=True)
 """
 
 BUSY = "while True: pass"
@@ -105,8 +110,9 @@ BUSY = "while True: pass"
 
 def measure(workload, settings, repeats, epochs, copies=1):
     """Best wall and CPU seconds per epoch of each setting ``(n_jobs, whether
-    the shares are computed in this process only)``; with ``copies``, as many
-    processes fit at once and the slowest counts (CPU: the most)."""
+    the shares are computed in this process only)``, and how late the training
+    process typically woke after its last fit; with ``copies``, as many
+    processes fit at once and the slowest counts (CPU, waking: the most)."""
     workers = {
         name: [
             subprocess.Popen(
@@ -118,7 +124,7 @@ def measure(workload, settings, repeats, epochs, copies=1):
         ]
         for name, setting in settings.items()
     }
-    best = {name: [float("inf"), float("inf")] for name in workers}
+    best = {name: [float("inf"), float("inf"), 0.0] for name in workers}
     try:
         for _ in range(repeats):
             for name, group in workers.items():
@@ -126,10 +132,10 @@ def measure(workload, settings, repeats, epochs, copies=1):
                 for worker in group:
                     worker.stdin.write("go\n")
                     worker.stdin.flush()
-                walls, cpus = zip(*(json.loads(worker.stdout.readline())
-                                    for worker in group))
+                walls, cpus, wakes = zip(*(json.loads(worker.stdout.readline())
+                                           for worker in group))
                 best[name] = [min(best[name][0], max(walls)),
-                              min(best[name][1], max(cpus))]
+                              min(best[name][1], max(cpus)), max(wakes)]
     finally:
         for group in workers.values():
             for worker in group:
@@ -173,12 +179,16 @@ def main():
           "| busy: -1/None |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for w in names:
-        (n_wall, n_cpu), (s_wall, s_cpu) = quiet[w]["None"], quiet[w]["-1"]
+        (n_wall, n_cpu, _), (s_wall, s_cpu, _) = quiet[w]["None"], quiet[w]["-1"]
         b_none, b_shared = busy[w]["None"][0], busy[w]["-1"][0]
         print(f"| {w} | {n_wall:.4f} | {s_wall:.4f} | {s_wall / n_wall:.2f} "
               f"| {n_cpu:.4f} | {s_cpu:.4f} | {s_cpu / n_cpu:.2f} "
               f"| {b_none:.4f} | {b_shared:.4f} | {b_shared / b_none:.2f} |")
     print("\nCPU time counts this process and its helpers.")
+    wakes = ", ".join(f"{w} {quiet[w]['-1'][2] * 1e3:.3f}" for w in names)
+    print("How late the training process typically woke from sleep when the "
+          f"helper answered (ms, quiet machine, -1): {wakes}; a wait polls that "
+          "long before it sleeps")
     print("\nTwo fits at once, each in its own process (the same setting in both): "
           "seconds per epoch of the slower")
     print("| workload | two None s/epoch | two -1 s/epoch | two -1 / two None |")
