@@ -172,7 +172,7 @@ def _poll(counts, k, value, seconds):
     """Poll until ``counts[k] >= value`` or ``seconds`` have passed; not at all
     when more processes are ready to run than there are cores, as the one
     waited for may be among them and would lose the core we poll on."""
-    if not _cores_to_spare():
+    if seconds <= 0 or not _cores_to_spare():
         return
     end = time.monotonic() + seconds
     while counts[k] < value and time.monotonic() < end:
