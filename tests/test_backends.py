@@ -1156,15 +1156,23 @@ def test_a_wait_polls_as_long_as_waking_typically_takes():
 
 
 @requires_helpers
-def test_waits_learn_how_late_this_process_wakes(warm):
-    # The helper notes when it sends each answer: the training process learns
-    # from the answers that woke it how late it wakes, and polls that long.
-    X, y = regression()
-    wakes = _processes._wakes
-    wakes.samples.clear()
-    LSTMRegressor(**FIT, n_jobs=2).fit(X, y)
-    assert wakes.samples  # at least the first wait slept
-    assert all(0 < late < 1.0 for late in wakes.samples)
+def test_waits_learn_how_late_this_process_wakes(warm, monkeypatch):
+    # The helper notes when it sends each answer: a training process that slept
+    # waiting for one learns how late it woke, and from then on polls that long.
+    # Here its own share is one sample and the helper's sixty-four, so that it
+    # waits, and it has seen no wake-up yet, so that it sleeps at once.
+    wakes = _Wakes()
+    monkeypatch.setattr(_processes, "_wakes", wakes)
+    network, params, batch = problem("softmax", np.float64, False, False)
+    tasks = [("loss_grad", (network, params, batch.take(np.arange(n)), "softmax"))
+             for n in (1, len(batch))]
+    backend = ProcessBackend(2)
+    answers = []
+    with backend.session(network, "fit", len(batch), 32):
+        assert backend.free_helpers()
+        backend.run(tasks, lambda j, result: answers.append(j), Workspace())
+    assert answers == [0, 1]
+    assert len(wakes.samples) == 1 and 0 < wakes.typical < 1.0
     assert wakes.poll_seconds(1.0) == min(wakes.typical, MAX_POLL_SECONDS)
 
 
