@@ -182,16 +182,19 @@ def _poll(counts, k, value, seconds):
 class _Wakes:
     """How late this process wakes after sleeping on a socket: the median of the
     last :data:`WAKE_SAMPLES` times from a message's sending to this process
-    running again, among messages sent while it slept."""
+    running again, among messages sent while it slept on an uncrowded machine."""
 
     def __init__(self):
         self.samples = collections.deque(maxlen=WAKE_SAMPLES)
         self.typical = 0.0  # none seen yet: the first wait sleeps, and measures
 
-    def see(self, sent, asleep):
+    def see(self, sent, asleep, crowded=False):
         """A message sent at ``sent`` woke this process, asleep since ``asleep``
-        (both ``time.monotonic()``); one sent before it slept tells nothing."""
-        if sent >= asleep:
+        (both ``time.monotonic()``). One sent before it slept tells nothing, nor
+        one that woke it while the machine was ``crowded`` (more threads ready to
+        run than cores): that wake-up measures the crowd, which waits do not poll
+        through anyway, and would keep the polls long once it has gone."""
+        if sent >= asleep and not crowded:
             self.samples.append(time.monotonic() - sent)
             self.typical = sorted(self.samples)[len(self.samples) // 2]
 
@@ -263,6 +266,13 @@ def _runnable():
         return int(os.pread(_LOADAVG, 128, 0).split()[3].split(b"/")[0])
     except (OSError, ValueError, IndexError):
         return None
+
+
+def _crowded():
+    """Whether more threads of the machine are ready to run than it has cores,
+    at one look (False where that cannot be read)."""
+    running = _runnable()
+    return running is not None and running > _CORES
 
 
 def _cores_to_spare():
@@ -479,7 +489,7 @@ def _helper_main(sock, file_fd, idle_seconds):
         except (EOFError, OSError):  # this helper's training process has gone
             return
         if asleep is not None and kind == b"W":
-            _wakes.see(times[0], asleep)
+            _wakes.see(times[0], asleep, _crowded())
         try:
             if kind == b"S":  # a session starts
                 workspace, network = Workspace(), pickle.loads(payload)
@@ -686,7 +696,7 @@ class _Helper:
         asleep = time.monotonic() if counts[1] < self.sent else None
         kind, payload = self._receive(deadline, "answer a share")
         if asleep is not None:
-            _wakes.see(times[1], asleep)
+            _wakes.see(times[1], asleep, _crowded())
         self.busy = False
         if kind == b"E":
             raise HelperLost(
