@@ -1163,7 +1163,9 @@ def test_waits_learn_how_late_this_process_wakes(warm, monkeypatch):
     # The helper notes when it sends each answer: a training process that slept
     # waiting for one learns how late it woke, and from then on polls that long.
     # Here its own share is one sample and the helper's sixty-four, so that it
-    # waits, and it has seen no wake-up yet, so that it sleeps at once.
+    # waits, and it has seen no wake-up yet, so that it sleeps at once. (Five
+    # times: a wake-up at a moment a kernel thread crowds the machine is not
+    # learnt.)
     wakes = _Wakes()
     monkeypatch.setattr(_processes, "_wakes", wakes)
     network, params, batch = problem("softmax", np.float64, False, False)
@@ -1173,9 +1175,11 @@ def test_waits_learn_how_late_this_process_wakes(warm, monkeypatch):
     answers = []
     with backend.session(network, "fit", len(batch), 32):
         assert backend.free_helpers()
-        backend.run(tasks, lambda j, result: answers.append(j), Workspace())
-    assert answers == [0, 1]
-    assert len(wakes.samples) == 1 and 0 < wakes.typical < 1.0
+        for _ in range(5):
+            backend.run(tasks, lambda j, result: answers.append(j), Workspace())
+    assert answers == [0, 1] * 5
+    assert 1 <= len(wakes.samples) <= 5
+    assert all(0 < late < 1.0 for late in wakes.samples)
     assert wakes.poll_seconds(1.0) == min(wakes.typical, MAX_POLL_SECONDS)
 
 
