@@ -365,14 +365,12 @@ def _layer_forward(
     steps = ws.memo(
         key + "steps",
         (records, terms, tanh_c),
-        lambda: _forward_steps(records, terms, tanh_c),
+        lambda: _forward_steps(records, terms, tanh_c, by_exp),
     )
+    ones = _constants(1.0, (4 if by_exp else 3, H, B), dtype)  # as by_exp rows
     if by_exp:
-        ones = _constants(1.0, (4, H, B), dtype)
         one, two = ones[0], _constants(2.0, (H, B), dtype)
         minus_two = _constants(-2.0, (H, B), dtype)
-    else:
-        ones = _constants(1.0, (3, H, B), dtype)
     # Views (H+F+1, B) and (H, B) per step.
     columns = ws.memo(key + "columns", (HX,), lambda: list(HX))
     hidden = ws.memo(
@@ -393,23 +391,21 @@ def _layer_forward(
             n = min(C, T - t0)
             first = t0 if keep_cache else 0  # the record of step t0
             for t, step in zip(range(t0, t0 + n), steps[first : first + n]):
-                z, gates, sigmoids, f_i, c_g, fc_ig, fc, ig, c, tc, o, g = step
+                z, by_exp_rows, f_i, c_g, fc_ig, fc, ig, c, tc, o, g = step
                 if M_rows is None:
                     dot(M, columns[t], z)  # z_t, rows scaled as M's
                 else:
                     for a, b, M_ab in M_rows:
                         dot(M_ab, columns[t], z[a:b])
+                if not by_exp:
+                    tanh(g, g)
+                # f, i, o = sigmoid; in float64 also sigmoid(2 z_g) in g's rows
+                exp(by_exp_rows, by_exp_rows)
+                add(by_exp_rows, ones, by_exp_rows)
+                divide(ones, by_exp_rows, by_exp_rows)
                 if by_exp:
-                    exp(gates, gates)
-                    add(gates, ones, gates)
-                    divide(ones, gates, gates)  # f, i, o = sigmoid; sigmoid(2 z_g)
                     multiply(g, two, g)
                     subtract(g, one, g)  # g = tanh
-                else:
-                    tanh(g, g)
-                    exp(sigmoids, sigmoids)
-                    add(sigmoids, ones, sigmoids)
-                    divide(ones, sigmoids, sigmoids)  # f, i, o = sigmoid
                 multiply(f_i, c_g, fc_ig)
                 add(fc, ig, c)  # c_t = f * c_{t-1} + i * g
                 if by_exp:
@@ -441,8 +437,9 @@ class _ForwardStep(NamedTuple):
     order of the forward loop (all (..., H, B))."""
 
     z: np.ndarray  # (4H, B): the product writes the gates' pre-activations here
-    gates: np.ndarray  # (4, H, B) [g | f | i | o], activated in place
-    sigmoids: np.ndarray  # (3, H, B) [f | i | o]
+    # The gates activated through exp, in place: (3, H, B) [f | i | o], and in
+    # float64 (4, H, B) [g | f | i | o] (see by_exp in _layer_forward).
+    by_exp_rows: np.ndarray
     f_i: np.ndarray  # (2, H, B) [f | i]
     c_g: np.ndarray  # (2, H, B) [c_{t-1} | g]
     fc_ig: np.ndarray  # (2, H, B) [f c_{t-1} | i g]
@@ -454,17 +451,17 @@ class _ForwardStep(NamedTuple):
     g: np.ndarray
 
 
-def _forward_steps(records, terms, tanh_c):
+def _forward_steps(records, terms, tanh_c, by_exp):
     """The :class:`_ForwardStep` of each record but the last (which only takes
     the last step's c_t), as a plain tuple (unpacked faster than a named one);
-    a record r uses slot r % C of the chunk's arrays."""
+    a record r uses slot r % C of the chunk's arrays. ``by_exp``: whether g goes
+    through exp too."""
     C = len(terms)
     z = records[:, _G:].reshape(len(records), -1, records.shape[-1])  # (T+1, 4H, B)
     return [
         tuple(_ForwardStep(
             z=z[r],
-            gates=records[r, _G:],
-            sigmoids=records[r, _F:],
+            by_exp_rows=records[r, _G if by_exp else _F :],
             f_i=records[r, _F : _I + 1],
             c_g=records[r, _C_PREV : _G + 1],
             fc_ig=terms[r % C],

@@ -279,8 +279,7 @@ def _cores_to_spare():
     """False when the last :data:`BUSY_LOOKS` looks (this one included) found
     more processes ready to run on the machine than it has cores, this one
     included; True where that cannot be read."""
-    running = _runnable()
-    return running is None or not _busy.see(running > _CORES)
+    return not _busy.see(_crowded())
 
 
 def _read_exactly(sock, n, deadline=None):
