@@ -235,12 +235,11 @@ CROWDED_SECONDS = 0.1
 class _Streak:
     """Looks at the machine in a row that found it crowded, and since when."""
 
-    def __init__(self, seconds=0.0):
-        self.seconds = seconds
+    def __init__(self):
         self.looks = 0
         self.since = 0.0
 
-    def see(self, crowded):
+    def see(self, crowded, seconds=0.0):
         """Record one look; whether the last :data:`BUSY_LOOKS` looks, over
         ``seconds`` at least, all found the machine crowded."""
         if not crowded:
@@ -250,7 +249,7 @@ class _Streak:
         if not self.looks:
             self.since = now
         self.looks += 1
-        return self.looks >= BUSY_LOOKS and now - self.since >= self.seconds
+        return self.looks >= BUSY_LOOKS and now - self.since >= seconds
 
 
 _busy = _Streak()  # more processes ready to run than cores (see _poll)
@@ -914,10 +913,16 @@ class HelperRuntime:
         The Python interpreter the helpers run.
     start_seconds, idle_seconds : float
         See :data:`START_SECONDS` and :data:`IDLE_SECONDS`.
+    crowded_seconds : float, default=CROWDED_SECONDS
+        How long the machine must have too few free cores for the helpers before
+        their shares are computed in this process instead
+        (:meth:`ProcessBackend.free_helpers`); ``math.inf`` never: the helpers
+        take part however busy the machine is (with the same results, only
+        slower), as tests of the helpers' work need on a shared machine.
     """
 
     def __init__(self, executable=None, start_seconds=START_SECONDS,
-                 idle_seconds=IDLE_SECONDS):
+                 idle_seconds=IDLE_SECONDS, crowded_seconds=CROWDED_SECONDS):
         self.executable = executable or sys.executable
         self.start_seconds = start_seconds
         self.idle_seconds = idle_seconds
@@ -932,8 +937,9 @@ class HelperRuntime:
         # An exchange with the helpers was interrupted (Ctrl-C) before they were
         # known to be in step: they are ended before the next session.
         self._unsettled = False
+        self.crowded_seconds = crowded_seconds
         # Looks that found too few free cores for the helpers (free_helpers).
-        self.crowded = _Streak(CROWDED_SECONDS)
+        self.crowded = _Streak()
 
     def pids(self):
         """Process ids of the helpers (for tests and diagnostics)."""
@@ -1166,10 +1172,10 @@ class ProcessBackend(SerialBackend):
         """The session's helpers that have a core to themselves now: all of
         them, unless the machine has had fewer free cores than this process,
         its helpers and the other threads ready to run need, for the last
-        :data:`BUSY_LOOKS` looks and :data:`CROWDED_SECONDS`. Then only those the
-        free cores allow: next to busy processes, the shares of helpers that
-        would wait for a core are faster computed here, one after the other,
-        with the same results."""
+        :data:`BUSY_LOOKS` looks and the runtime's ``crowded_seconds``. Then
+        only those the free cores allow: next to busy processes, the shares of
+        helpers that would wait for a core are faster computed here, one after
+        the other, with the same results."""
         helpers = self._helpers
         runnable = _runnable()
         if not helpers or runnable is None:
@@ -1177,7 +1183,8 @@ class ProcessBackend(SerialBackend):
         others = runnable - 1 - sum(helper.running() for helper in helpers)
         free = max(0, _CORES - 1 - others)
         # The runtime keeps the looks: the machine's state outlives a session.
-        if self.runtime.crowded.see(free < len(helpers)):
+        runtime = self.runtime
+        if runtime.crowded.see(free < len(helpers), runtime.crowded_seconds):
             return helpers[:free]
         return helpers
 
