@@ -19,10 +19,10 @@ with a ``HelperRuntime``) and through the estimators' ``n_jobs``:
 Sizes are chosen so that helpers take part (a share of a mini-batch has at least
 ``MIN_SHARE_MACS`` multiply-adds, a prediction ``MIN_PREDICT_MACS``), and the tests
 check that they did: from the helpers' CPU time (``/proc/<pid>/schedstat``) or from
-the shares this process computed itself. Next to programs that keep every core
-busy, a runtime rightly computes the helpers' shares here instead; the runtimes of
-these tests never do (``crowded_seconds=math.inf``), so that the tests hold on a
-shared machine, except in the tests of that rule.
+the shares this process computed itself. Next to programs that leave no core free
+for the helpers, a runtime rightly computes their shares here instead; the
+runtimes of these tests never do (``crowded_seconds=math.inf``), so that the tests
+hold on a shared machine, except in the test of that rule.
 """
 
 import ast
