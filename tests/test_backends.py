@@ -1147,9 +1147,10 @@ def require_free_cores(n, seconds=10.0):
     are free of other programs for a tenth of a second: what the test checks
     happens only then (on a shared machine, other programs may hold them)."""
 
-    def free():
+    def free():  # where the machine cannot be read, as the runtime: free
         for _ in range(10):
-            if _runnable() > os.cpu_count() - n:  # this test's thread counts
+            running = _runnable()  # this test's thread counts
+            if running is not None and running > os.cpu_count() - n:
                 return False
             time.sleep(0.01)
         return True
