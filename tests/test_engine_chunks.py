@@ -237,3 +237,59 @@ def test_chunked_gradients_match_central_differences(monkeypatch):
     X, params, kwargs = problem(1, ragged=True, dropout=True)
     shrink(monkeypatch, 2, 2)
     check_grads_by_central_differences(X, params, np.ones((B, N_OUT)), **kwargs)
+
+
+def layer_alone_and_side_by_side(dtype, masks, from_above, keep_cache=True):
+    """One layer's outputs and gradients for each of three shares computed alone,
+    and for the three side by side (an axis of shares, ``_layer_forward``'s
+    (T, S, F, B) input)."""
+    rng = np.random.default_rng(5)
+    S, T_, F_, H, Bs = 3, 9, 3, 5, 4
+    X_T = rng.normal(size=(T_, S, F_, Bs)).astype(dtype)
+    W, U, b = (rng.normal(scale=0.5, size=shape).astype(dtype)
+               for shape in [(F_, 4 * H), (H, 4 * H), (4 * H,)])
+    dHs = rng.normal(size=(T_, S, H, Bs)).astype(dtype)
+    m_x = m_h = None
+    if masks:
+        m_x = (rng.random((S, Bs, F_)) < 0.7).astype(dtype) / dtype(0.7)
+        m_h = (rng.random((S, Bs, H)) < 0.7).astype(dtype) / dtype(0.7)
+
+    def run_layer(X, m_x, m_h, dH):
+        Hs, cache = engine._layer_forward(X, W, U, b, m_x, m_h, keep_cache)
+        if not keep_cache:
+            return [Hs]
+        return [Hs, *engine._layer_backward(dH.copy(), cache, True, from_above)]
+
+    alone = [
+        run_layer(X_T[:, s], *(None if m is None else m[s] for m in (m_x, m_h)),
+                  dHs[:, s])
+        for s in range(S)
+    ]
+    side_by_side = run_layer(X_T, m_x, m_h, dHs)
+    return alone, side_by_side
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("masks", [False, True], ids=["plain", "dropout"])
+@pytest.mark.parametrize("from_above", ["all", "last"])
+@pytest.mark.parametrize("keep_cache", [True, False], ids=["fit", "predict"])
+@pytest.mark.parametrize("cut", [None, 30], ids=["whole", "cut"])
+def test_shares_side_by_side_are_each_share_alone(
+    monkeypatch, dtype, masks, from_above, keep_cache, cut
+):
+    """A layer given an axis of shares runs them side by side (each NumPy call
+    on all shares but the products, one per share): each share's hidden states
+    and gradients are bit for bit those it gets alone, in chunks and spans of
+    several steps, with products cut into blocks of rows or not."""
+    monkeypatch.setattr(engine, "_CHUNK_BYTES", 2 * 6 * 5 * 4 * 4)  # 2 steps alone
+    monkeypatch.setattr(engine, "_SPAN_BYTES", 2 * 2 * 4 * 5 * 4 * 4)
+    if cut:
+        cut_products(monkeypatch, cut)
+    last = [False] * 8 + [True] if from_above == "last" else None
+    alone, side_by_side = layer_alone_and_side_by_side(dtype, masks, last, keep_cache)
+    assert len(side_by_side) == (5 if keep_cache else 1)
+    for s, share in enumerate(alone):
+        for got, want in zip(side_by_side, share, strict=True):
+            got = got[:, s] if got.ndim == 4 else got[s]  # (T, S, ...) or (S, ...)
+            assert got.dtype == dtype
+            np.testing.assert_array_equal(got, want)
