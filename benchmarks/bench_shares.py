@@ -21,6 +21,16 @@ thread, float32, each workload of ``bench_speed.py``, interleaved rounds, best o
 each kept. It is an estimate: products timed alone run with their operands in
 cache, and gathering a share's gradients costs nothing here.
 
+The estimate is too hopeful. Such an engine was built and measured (commit
+0479e61, reverted by the next one): LSTM layers given an axis of shares, (T, S,
+F, B), every element-wise call once on all shares, each product per share, bit
+for bit the numbers of each share alone. Its forward and backward of one layer
+for 2 shares took 1.16-1.37 times the whole batch on W1-W4 (two runs, one BLAS
+thread, float32), against 1.17-1.35 for the same shares one after the other
+(W4: 1.35-1.37 against 1.24-1.30). Element-wise calls on the slots of several
+shares, views that are no longer one contiguous block, cost about what the
+calls they replace saved.
+
 Run from the repository root (about a minute; PyTorch is not needed)::
 
     python benchmarks/bench_shares.py

@@ -87,14 +87,6 @@ How it is computed (the equations above are the contract; this is only speed):
   (``benchmarks/bench_products.py``).
 * Arrays come from a :class:`Workspace` that keeps them from one mini-batch to the
   next.
-* A layer (``_layer_forward``, ``_layer_backward``) also runs S shares of B
-  samples side by side, given inputs (T, S, F, B): each NumPy call but the
-  matrix products runs once on the slots of all shares, the products once per
-  share with the shapes of that share alone, so that every share gets bit for bit
-  the numbers it gets alone (``tests/test_engine_chunks.py``), in fewer calls
-  than one share after the other. One share is the same layout with S = 1 (its
-  axis dropped from the per-step views). Only the layers know shares so far: the
-  network's head, the losses and the backends still compute one share at a time.
 * Prediction (no cache) runs a wide batch in blocks of a few hundred samples, each
   cut to its longest sequence, so that the arrays of a step stay in cache too.
 
@@ -309,24 +301,19 @@ def _layer_forward(
 
     Parameters
     ----------
-    X_T : ndarray of shape (T, F, B), the inputs of each step as columns; or of
-        shape (T, S, F, B) for S shares of B samples side by side (see
-        :func:`forward_shares`).
+    X_T : ndarray of shape (T, F, B), the inputs of each step as columns.
     W, U, b : kernel (F, 4H), recurrent kernel (H, 4H), bias (4H,), public layout.
-    mask_x : ndarray of shape ([S,] B, F) or None, dropout mask on the inputs.
-    mask_h : ndarray of shape ([S,] B, H) or None, dropout mask on the recurrence.
+    mask_x : ndarray of shape (B, F) or None, dropout mask on the inputs.
+    mask_h : ndarray of shape (B, H) or None, dropout mask on the recurrence.
     keep_cache : bool, whether to keep what :func:`_layer_backward` needs.
     ws, key : where the arrays come from (a :class:`Workspace`) and their prefix.
 
     Returns
     -------
-    Hs : ndarray of shape (T, [S,] H, B), hidden states h_1..h_T as columns.
+    Hs : ndarray of shape (T, H, B), hidden states h_1..h_T as columns.
     cache : tuple, or None without ``keep_cache``.
     """
-    alone = X_T.ndim == 3  # one share: the arrays below have S = 1
-    if alone:
-        X_T, mask_x, mask_h = _one_share(X_T, mask_x, mask_h)
-    T, S, F, B = X_T.shape
+    T, F, B = X_T.shape
     H = U.shape[0]
     dtype = X_T.dtype
     # M = [U | W | b]^T in the inner gate order, rows scaled: (4H, H+F+1).
@@ -345,22 +332,19 @@ def _layer_forward(
         np.copyto(gates_out[0], gates_in[:, 2].T)
 
     # HX[t] = [h_{t-1} (masked); x_t (masked); 1], the column step t multiplies.
-    HX = ws.empty(key + "HX", (T + 1, S, H + F + 1, B), dtype)
-    HX[0, :, :H] = 0.0  # h_0
+    HX = ws.empty(key + "HX", (T + 1, H + F + 1, B), dtype)
+    HX[0, :H] = 0.0  # h_0
     if mask_x is None:
-        HX[:T, :, H : H + F] = X_T
+        HX[:T, H : H + F] = X_T
     else:
-        np.multiply(X_T, mask_x.transpose(0, 2, 1), out=HX[:T, :, H : H + F])
-    HX[:, :, H + F] = 1.0
+        np.multiply(X_T, mask_x.T, out=HX[:T, H : H + F])
+    HX[:, H + F] = 1.0
     if mask_h is None:
-        Hs = HX[1:, :, :H]  # h_t is written straight into the next step's column
+        Hs = HX[1:, :H]  # h_t is written straight into the next step's column
     else:
-        Hs = ws.empty(key + "Hs", (T, S, H, B), dtype)
-        m_h = np.ascontiguousarray(mask_h.transpose(0, 2, 1))  # (S, H, B)
-        m_h = m_h[0] if S == 1 else m_h
-        masked = ws.memo(
-            key + "masked", (HX,), lambda: list(_by_step(HX[1:, :, :H], S))
-        )
+        Hs = ws.empty(key + "Hs", (T, H, B), dtype)
+        m_h = np.ascontiguousarray(mask_h.T)  # (H, B)
+        masked = ws.memo(key + "masked", (HX,), lambda: list(HX[1:, :H]))
 
     # The steps run in chunks of C. Each step has a record of six slots (_C_PREV
     # and the others), [free | c_{t-1} | g | f | i | o] while it runs: the
@@ -369,38 +353,31 @@ def _layer_forward(
     # i g], in one multiplication. After a chunk, while its arrays are in cache,
     # its records are turned into the factors of the backward pass in place
     # (_gate_factors). For prediction, the records are a ring of C + 1 instead,
-    # reused by every chunk. Shares side by side have a record each, in a row:
-    # each NumPy call below but the product runs once on the slots of all.
+    # reused by every chunk.
     C = _chunk_steps(T, H, B, dtype.itemsize)
     if keep_cache:
-        records = ws.at_least(key + "records", T + 1, (S, 6, H, B), dtype)
+        records = ws.at_least(key + "records", T + 1, (6, H, B), dtype)
     else:
-        records = ws.empty(key + "records_ring", (C + 1, S, 6, H, B), dtype)
-    records[0, :, _C_PREV] = 0.0  # c_0
-    tanh_c = ws.empty(key + "tanh_c", (C, S, H, B), dtype)  # tanh(c_t) of a chunk
-    terms = ws.empty(key + "terms", (C, S, 2, H, B), dtype)  # [f c_{t-1} | i g]
+        records = ws.empty(key + "records_ring", (C + 1, 6, H, B), dtype)
+    records[0, _C_PREV] = 0.0  # c_0
+    tanh_c = ws.empty(key + "tanh_c", (C, H, B), dtype)  # tanh(c_t) of a chunk
+    terms = ws.empty(key + "terms", (C, 2, H, B), dtype)  # [f c_{t-1} | i g]
     steps = ws.memo(
         key + "steps",
         (records, terms, tanh_c),
-        lambda: _forward_steps(
-            *(_by_step(a, S) for a in (records, terms, tanh_c)), by_exp
-        ),
+        lambda: _forward_steps(records, terms, tanh_c, by_exp),
     )
-    lead = (S,) if S > 1 else ()  # the shape of one step's slot: (*lead, H, B)
-    ones = _constants(1.0, (*lead, 4 if by_exp else 3, H, B), dtype)  # by_exp rows
+    ones = _constants(1.0, (4 if by_exp else 3, H, B), dtype)  # as by_exp rows
     if by_exp:
-        one, two, minus_two = (
-            _constants(v, (*lead, H, B), dtype) for v in (1.0, 2.0, -2.0)
-        )
-    # Per step, the columns (H+F+1, B) of each share, and h_t.
-    columns = ws.memo(key + "columns", (HX,), lambda: [tuple(c) for c in HX])
+        one, two = ones[0], _constants(2.0, (H, B), dtype)
+        minus_two = _constants(-2.0, (H, B), dtype)
+    # Views (H+F+1, B) and (H, B) per step.
+    columns = ws.memo(key + "columns", (HX,), lambda: list(HX))
     hidden = ws.memo(
-        key + "hidden",
-        (HX, None if mask_h is None else Hs),
-        lambda: list(_by_step(Hs, S)),
+        key + "hidden", (HX, None if mask_h is None else Hs), lambda: list(Hs)
     )
     if keep_cache:
-        one_minus = ws.empty(key + "one_minus", (C, S, 3, H, B), dtype)
+        one_minus = ws.empty(key + "one_minus", (C, 3, H, B), dtype)
     # The product of a step, cut into row blocks small enough for BLAS's fastest
     # path where it has one (_small_product): None when it is not cut.
     cuts = _row_cuts(4 * H, H + F + 1, B, _small_product())
@@ -414,13 +391,12 @@ def _layer_forward(
             n = min(C, T - t0)
             first = t0 if keep_cache else 0  # the record of step t0
             for t, step in zip(range(t0, t0 + n), steps[first : first + n]):
-                zs, by_exp_rows, f_i, c_g, fc_ig, fc, ig, c, tc, o, g = step
-                if M_rows is None and S == 1:
-                    dot(M, columns[t][0], zs[0])  # z_t, rows scaled as M's
-                else:  # each share's product, maybe cut into blocks of rows
-                    for column, z in zip(columns[t], zs):
-                        for a, b, M_ab in M_rows or ((0, 4 * H, M),):
-                            dot(M_ab, column, z[a:b])
+                z, by_exp_rows, f_i, c_g, fc_ig, fc, ig, c, tc, o, g = step
+                if M_rows is None:
+                    dot(M, columns[t], z)  # z_t, rows scaled as M's
+                else:
+                    for a, b, M_ab in M_rows:
+                        dot(M_ab, columns[t], z[a:b])
                 if not by_exp:
                     tanh(g, g)
                 # f, i, o = sigmoid; in float64 also sigmoid(2 z_g) in g's rows
@@ -446,41 +422,27 @@ def _layer_forward(
                     multiply(h, m_h, masked[t])
             if keep_cache:
                 chunk = slice(t0, t0 + n)
-                _gate_factors(*(
-                    _by_step(a, S)
-                    for a in (records[chunk], terms[:n], tanh_c[:n], Hs[chunk],
-                              one_minus[:n])
-                ))
+                _gate_factors(
+                    records[chunk], terms[:n], tanh_c[:n], Hs[chunk], one_minus[:n]
+                )
             else:  # the last c_t of this chunk is the next one's c_{t-1}
-                records[0, :, _C_PREV] = records[n, :, _C_PREV]
-    cache = (HX, W, U, records, mask_x, mask_h) if keep_cache else None
-    return (Hs[:, 0] if alone else Hs), cache
-
-
-def _by_step(A, S):
-    """``A`` (n, S, ...) without its axis of shares when there is one share:
-    NumPy's calls on its views then cost a little less."""
-    return A[:, 0] if S == 1 else A
-
-
-def _one_share(A, *masks):
-    """``A`` (T, D, B) and the masks (B, D) or None, as one share: (T, 1, D, B)
-    and (1, B, D)."""
-    return (A[:, np.newaxis], *(None if m is None else m[np.newaxis] for m in masks))
+                records[0, _C_PREV] = records[n, _C_PREV]
+    if not keep_cache:
+        return Hs, None
+    return Hs, (HX, W, U, records, mask_x, mask_h)
 
 
 class _ForwardStep(NamedTuple):
     """Views of one step's record, and of its slot in the chunk's arrays, in the
-    order of the forward loop (all (S, ..., H, B), one row per share)."""
+    order of the forward loop (all (..., H, B))."""
 
-    # Per share, (4H, B): the product writes the gates' pre-activations here.
-    zs: tuple
-    # The gates activated through exp, in place: (S, 3, H, B) [f | i | o], and in
-    # float64 (S, 4, H, B) [g | f | i | o] (see by_exp in _layer_forward).
+    z: np.ndarray  # (4H, B): the product writes the gates' pre-activations here
+    # The gates activated through exp, in place: (3, H, B) [f | i | o], and in
+    # float64 (4, H, B) [g | f | i | o] (see by_exp in _layer_forward).
     by_exp_rows: np.ndarray
-    f_i: np.ndarray  # (S, 2, H, B) [f | i]
-    c_g: np.ndarray  # (S, 2, H, B) [c_{t-1} | g]
-    fc_ig: np.ndarray  # (S, 2, H, B) [f c_{t-1} | i g]
+    f_i: np.ndarray  # (2, H, B) [f | i]
+    c_g: np.ndarray  # (2, H, B) [c_{t-1} | g]
+    fc_ig: np.ndarray  # (2, H, B) [f c_{t-1} | i g]
     fc: np.ndarray  # f c_{t-1}
     ig: np.ndarray  # i g
     c: np.ndarray  # c_t, in the next step's record
@@ -495,23 +457,20 @@ def _forward_steps(records, terms, tanh_c, by_exp):
     a record r uses slot r % C of the chunk's arrays. ``by_exp``: whether g goes
     through exp too."""
     C = len(terms)
-    z = records[:, ..., _G:, :, :]
-    z = z.reshape(*z.shape[:-3], -1, z.shape[-1])  # (T+1, [S,] 4H, B)
-    shares = z.ndim == 4
-    # Slots are counted from the end: the records may have an axis of shares.
+    z = records[:, _G:].reshape(len(records), -1, records.shape[-1])  # (T+1, 4H, B)
     return [
         tuple(_ForwardStep(
-            zs=tuple(z[r]) if shares else (z[r],),
-            by_exp_rows=records[r, ..., _G if by_exp else _F :, :, :],
-            f_i=records[r, ..., _F : _I + 1, :, :],
-            c_g=records[r, ..., _C_PREV : _G + 1, :, :],
+            z=z[r],
+            by_exp_rows=records[r, _G if by_exp else _F :],
+            f_i=records[r, _F : _I + 1],
+            c_g=records[r, _C_PREV : _G + 1],
             fc_ig=terms[r % C],
-            fc=terms[r % C, ..., 0, :, :],
-            ig=terms[r % C, ..., 1, :, :],
-            c=records[r + 1, ..., _C_PREV, :, :],
+            fc=terms[r % C, 0],
+            ig=terms[r % C, 1],
+            c=records[r + 1, _C_PREV],
             tc=tanh_c[r % C],
-            o=records[r, ..., _O, :, :],
-            g=records[r, ..., _G, :, :],
+            o=records[r, _O],
+            g=records[r, _G],
         ))
         for r in range(len(records) - 1)
     ]
@@ -520,11 +479,11 @@ def _forward_steps(records, terms, tanh_c, by_exp):
 def _gate_factors(records, terms, tanh_c, h, one_minus):
     """Turn the records of a chunk of steps into the backward's factors.
 
-    In: ``records = [free | c_{t-1} | g | f | i | o]`` (n, [S,] 6, H, B), with
-    ``terms = [f c_{t-1} | i g]``, ``tanh_c = tanh(c_t)`` and ``h = h_t``;
-    ``one_minus`` is scratch (n, [S,] 3, H, B). Out: ``records = [K_g | K_f | K_i
-    | f | A | K_o]``, each slot written once its old value is no longer needed.
-    Products the forward pass already made shorten the factors::
+    In: ``records = [free | c_{t-1} | g | f | i | o]``, with ``terms = [f c_{t-1} |
+    i g]``, ``tanh_c = tanh(c_t)`` and ``h = h_t``; ``one_minus`` is scratch (n, 3,
+    H, B). Out: ``records = [K_g | K_f | K_i | f | A | K_o]``, each slot written
+    once its old value is no longer needed. Products the forward pass already
+    made shorten the factors::
 
         K_g = i (1 - g^2)       = i - (i g) g
         K_f = c_{t-1} f (1 - f) = (f c_{t-1}) (1 - f)
@@ -532,14 +491,14 @@ def _gate_factors(records, terms, tanh_c, h, one_minus):
         A   = o (1 - tanh(c_t)^2) = o - h_t tanh(c_t)
         K_o = tanh(c_t) o (1 - o) = h_t (1 - o)
     """
-    r, m = records, one_minus  # slots counted from the end (shares or not)
-    np.subtract(1.0, r[..., _F:, :, :], out=m)  # 1 - f, 1 - i, 1 - o
-    np.multiply(terms[..., 1, :, :], r[..., _G, :, :], out=r[..., _K_G, :, :])
-    np.subtract(r[..., _I, :, :], r[..., _K_G, :, :], out=r[..., _K_G, :, :])  # K_g
-    np.multiply(terms, m[..., :2, :, :], out=r[..., _K_F : _K_I + 1, :, :])  # K_f, K_i
-    np.multiply(h, tanh_c, out=r[..., _A, :, :])
-    np.subtract(r[..., _O, :, :], r[..., _A, :, :], out=r[..., _A, :, :])  # A
-    np.multiply(h, m[..., 2, :, :], out=r[..., _K_O, :, :])  # K_o
+    r = records
+    np.subtract(1.0, r[:, _F:], out=one_minus)  # 1 - f, 1 - i, 1 - o
+    np.multiply(terms[:, 1], r[:, _G], out=r[:, _K_G])
+    np.subtract(r[:, _I], r[:, _K_G], out=r[:, _K_G])  # K_g
+    np.multiply(terms, one_minus[:, :2], out=r[:, _K_F : _K_I + 1])  # K_f, K_i
+    np.multiply(h, tanh_c, out=r[:, _A])
+    np.subtract(r[:, _O], r[:, _A], out=r[:, _A])  # A
+    np.multiply(h, one_minus[:, 2], out=r[:, _K_O])  # K_o
 
 
 def _layer_backward(dHs, cache, need_dX=True, from_above=None, ws=_NoWorkspace, key=""):
@@ -560,7 +519,7 @@ def _layer_backward(dHs, cache, need_dX=True, from_above=None, ws=_NoWorkspace, 
 
     Parameters
     ----------
-    dHs : ndarray of shape (T, H, B), or (T, S, H, B) for shares side by side
+    dHs : ndarray of shape (T, H, B)
         Gradient of the loss with respect to each h_t from above (the next layer or
         the output layer), excluding the recurrence. It is overwritten.
     cache : tuple from :func:`_layer_forward`.
@@ -573,72 +532,59 @@ def _layer_backward(dHs, cache, need_dX=True, from_above=None, ws=_NoWorkspace, 
 
     Returns
     -------
-    dX_T : ndarray of shape (T, [S,] F, B) or None.
-    dW, dU, db : gradients of the kernel, recurrent kernel and bias (public
-        layout), with a first axis of S shares for shares side by side.
+    dX_T : ndarray of shape (T, F, B) or None.
+    dW, dU, db : gradients of the kernel, recurrent kernel and bias (public layout).
     """
     HX, W, U, records, mask_x, mask_h = cache
-    alone = dHs.ndim == 3
-    if alone:
-        (dHs,) = _one_share(dHs)
-    T, S, H, B = dHs.shape
+    T, H, B = dHs.shape
     F = W.shape[0]
     dtype = dHs.dtype
     # [o | g | f | i] is the public order reversed.
     U_back = ws.empty(key + "U_back", U.shape, dtype)
     np.copyto(_blocks(U_back, H), _blocks(U, H)[:, ::-1])
-    m_h = None
-    if mask_h is not None:
-        m_h = np.ascontiguousarray(mask_h.transpose(0, 2, 1))  # (S, H, B)
-        m_h = m_h[0] if S == 1 else m_h
+    m_h = None if mask_h is None else np.ascontiguousarray(mask_h.T)  # (H, B)
 
     # The steps run backwards in chunks of C. The chunk's step j = t - t0 writes
     # its gradients, [dh_t A | dz_o | dz_g | dz_f | dz_i | f_t dc_t] (the _DH_A,
     # _DZ_O and _F_DC slots), into grads[j]. After a chunk, while in cache, its dz
     # are copied feature-major into dz_span, which gathers a span of several
     # chunks; once a span is complete, one product over its (step, sample) pairs
-    # adds its share to the weight gradients (one product per share).
+    # adds its share to the weight gradients.
     C = _chunk_steps(T, H, B, dtype.itemsize)
-    grads = ws.empty(key + "grads", (C, S, 6, H, B), dtype)
-    # dz_t per step and share, ogfi
-    dz_chunk = grads[:, :, _DZ_O:_F_DC].reshape(C, S, 4 * H, B)
-    G = _by_step(grads, S)  # slots counted from the end (shares or not)
+    grads = ws.empty(key + "grads", (C, 6, H, B), dtype)
+    dz_chunk = grads[:, _DZ_O:_F_DC].reshape(C, 4 * H, B)  # dz_t per step, ogfi
     steps = ws.memo(
         key + "steps_back",
         (grads,),
         lambda: [
-            (G[j, ..., _DH_A, :, :], G[j, ..., _DZ_O, :, :],
-             G[j, ..., _DZ_O + 1 :, :, :], tuple(dz_chunk[j]), G[j, ..., _F_DC, :, :])
+            (grads[j, _DH_A], grads[j, _DZ_O], grads[j, _DZ_O + 1 :], dz_chunk[j],
+             grads[j, _F_DC])
             for j in range(C)
         ],
     )
     span = _span_steps(T, H, B, dtype.itemsize)
-    dz_span = ws.empty(key + "dz_span", (S, 4 * H, span, B), dtype)  # feature-major
+    dz_span = ws.empty(key + "dz_span", (4 * H, span, B), dtype)  # feature-major
     # The span's columns [h_{t-1}; x_t; 1], sample-major.
-    HX_span = ws.empty(key + "HX_span", (S, span, B, H + F + 1), dtype)
+    HX_span = ws.empty(key + "HX_span", (span, B, H + F + 1), dtype)
     s1 = T  # the span being gathered ends at step s1
-    dh = list(_by_step(dHs, S))
+    dh = list(dHs)
     # The factors of each step: [K_g | K_f | K_i | f], A and K_o (_gate_factors).
-    R = _by_step(records, S)
     K_dc, A, K_o = ws.memo(
         key + "K",
         (records,),
         lambda: (
-            list(R[:, ..., : _F + 1, :, :]), list(R[:, ..., _A, :, :]),
-            list(R[:, ..., _K_O, :, :]),
+            list(records[:, : _F + 1]), list(records[:, _A]), list(records[:, _K_O])
         ),
     )
-    lead = (S,) if S > 1 else ()  # the shape of one step's slot: (*lead, H, B)
-    dh_prev = ws.empty(key + "dh_prev", (*lead, H, B), dtype)
-    dc = ws.empty(key + "dc", (*lead, H, B), dtype)  # dL/dc_t
-    dc_by_slot = dc[:, np.newaxis] if S > 1 else dc  # broadcast over K_dc's slots
-    fdc = ws.zeros(key + "fdc", (*lead, H, B), dtype)  # f_{t+1} dc_{t+1}, none after T
+    dh_prev = ws.empty(key + "dh_prev", (H, B), dtype)
+    dc = ws.empty(key + "dc", (H, B), dtype)  # dL/dc_t
+    fdc = ws.zeros(key + "fdc", (H, B), dtype)  # f_{t+1} dc_{t+1}, none after T
     # [dU; dW; db]^T, rows ogfi: the last span's product, then the sum of all.
-    dM = ws.empty(key + "dM", (S, 4 * H, H + F + 1), dtype)
+    dM = ws.empty(key + "dM", (4 * H, H + F + 1), dtype)
     dM_span = ws.empty(key + "dM_span", dM.shape, dtype)
     if need_dX:
         W_back = np.ascontiguousarray(_blocks(W, H)[:, ::-1]).reshape(F, 4 * H)
-        dX_T = ws.empty(key + "dX", (T, S, F, B), dtype)
+        dX_T = ws.empty(key + "dX", (T, F, B), dtype)
     # U dz_t and W dz_t cut into row blocks as in the forward pass (None: not cut).
     limit = _small_product()
     cuts = _row_cuts(H, 4 * H, B, limit)
@@ -649,23 +595,21 @@ def _layer_backward(dHs, cache, need_dX=True, from_above=None, ws=_NoWorkspace, 
     for t1 in range(T, 0, -C):
         t0 = max(0, t1 - C)
         for t in range(t1 - 1, t0 - 1, -1):
-            dhA, dz_o, by_dc, dzs, f_dc = steps[t - t0]
+            dhA, dz_o, by_dc, dz, f_dc = steps[t - t0]
             dh_t = dh[t]
             multiply(A[t], dh_t, dhA)  # two products: broadcasting costs more
             multiply(K_o[t], dh_t, dz_o)
             add(dhA, fdc, dc)
-            multiply(K_dc[t], dc_by_slot, by_dc)  # its last slot is f_t * dc_t
+            multiply(K_dc[t], dc, by_dc)  # its last slot is f_t * dc_t
             fdc = f_dc
             if t > 0:
                 into = from_above is None or from_above[t - 1]
                 out = dh_prev if into else dh[t - 1]
-                if U_rows is None and S == 1:
-                    dot(U_back, dzs[0], out)
-                else:  # each share's product, maybe cut into blocks of rows
-                    outs = (out,) if S == 1 else dh_prev if into else dHs[t - 1]
-                    for dz, out_s in zip(dzs, outs):
-                        for a, b, U_ab in U_rows or ((0, H, U_back),):
-                            dot(U_ab, dz, out_s[a:b])
+                if U_rows is None:
+                    dot(U_back, dz, out)
+                else:
+                    for a, b, U_ab in U_rows:
+                        dot(U_ab, dz, out[a:b])
                 if m_h is not None:
                     out *= m_h
                 if into:
@@ -673,34 +617,27 @@ def _layer_backward(dHs, cache, need_dX=True, from_above=None, ws=_NoWorkspace, 
         n = t1 - t0
         if need_dX:
             for a, b, W_ab in W_rows:  # dx_t = W dz_t
-                np.matmul(W_ab, dz_chunk[:n], dX_T[t0:t1, :, a:b])
+                np.matmul(W_ab, dz_chunk[:n], dX_T[t0:t1, a:b])
         s0 = max(0, s1 - span)
-        np.copyto(dz_span[:, :, t0 - s0 : t1 - s0], dz_chunk[:n].transpose(1, 2, 0, 3))
+        np.copyto(dz_span[:, t0 - s0 : t1 - s0], dz_chunk[:n].transpose(1, 0, 2))
         if t0 == s0:
-            # The span's part of [dU; dW; db]^T = sum over steps and samples of
-            # dz [h_{t-1}; x_t; 1]^T, one product per share.
-            dz_s, HX_s = dz_span[:, :, : s1 - s0], HX_span[:, : s1 - s0]
-            np.copyto(HX_s, HX[s0:s1].transpose(1, 0, 3, 2))
+            # The span's share of [dU; dW; db]^T = sum over steps and samples of
+            # dz [h_{t-1}; x_t; 1]^T.
+            dz_s, HX_s = dz_span[:, : s1 - s0], HX_span[: s1 - s0]
+            np.copyto(HX_s, HX[s0:s1].transpose(0, 2, 1))
             out = dM if s1 == T else dM_span
-            np.matmul(
-                dz_s.reshape(S, 4 * H, -1), HX_s.reshape(S, -1, H + F + 1), out
-            )
+            np.matmul(dz_s.reshape(4 * H, -1), HX_s.reshape(-1, H + F + 1), out)
             if out is dM_span:
                 dM += dM_span
             s1 = s0
     # [dU; dW; db] in the public gate order: rows o, g, f, i reversed, transposed.
-    dUWb = np.empty((S, H + F + 1, 4 * H), dtype=dtype)
-    np.copyto(
-        _blocks(dUWb, H), dM.reshape(S, 4, H, H + F + 1)[:, ::-1].transpose(0, 3, 1, 2)
-    )
+    dUWb = np.empty((H + F + 1, 4 * H), dtype=dtype)
+    np.copyto(_blocks(dUWb, H), dM.reshape(4, H, H + F + 1)[::-1].transpose(2, 0, 1))
     if not need_dX:
         dX_T = None
     elif mask_x is not None:
-        dX_T *= mask_x.transpose(0, 2, 1)
-    grads = dUWb[:, H : H + F], dUWb[:, :H], dUWb[:, H + F]
-    if alone:
-        return (None if dX_T is None else dX_T[:, 0]), *(g[0] for g in grads)
-    return dX_T, *grads
+        dX_T *= mask_x.T
+    return dX_T, dUWb[H : H + F], dUWb[:H], dUWb[H + F]
 
 
 def _reversal(lengths, n_steps):
